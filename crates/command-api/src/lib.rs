@@ -1,0 +1,1 @@
+//! Command API: decides ledger commands through the group-commit writer and answers over HTTPS.

@@ -1,0 +1,182 @@
+//! Running totals of an account and the balances derived from them.
+
+use crate::account::{Account, AccountCode, CurrencyCode, Limits, Side};
+use crate::amount::i128_string;
+use crate::error::LimitKind;
+use serde::{Deserialize, Serialize};
+
+/// The four running sums an account keeps. Balances are derived from them, never stored separately, so
+/// they cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Totals {
+    #[serde(with = "i128_string")]
+    pub debits_posted: i128,
+    #[serde(with = "i128_string")]
+    pub credits_posted: i128,
+    #[serde(with = "i128_string")]
+    pub debits_pending: i128,
+    #[serde(with = "i128_string")]
+    pub credits_pending: i128,
+}
+
+/// Whether a movement reserves (pending) or settles (posted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Pending,
+    Posted,
+}
+
+impl Totals {
+    /// Adds (`delta > 0`) or removes (`delta < 0`) an amount on one side; `None` on overflow.
+    pub(crate) fn moved(self, side: Side, phase: Phase, delta: i128) -> Option<Self> {
+        let mut t = self;
+        let slot = match (side, phase) {
+            (Side::Debit, Phase::Posted) => &mut t.debits_posted,
+            (Side::Credit, Phase::Posted) => &mut t.credits_posted,
+            (Side::Debit, Phase::Pending) => &mut t.debits_pending,
+            (Side::Credit, Phase::Pending) => &mut t.credits_pending,
+        };
+        *slot = slot.checked_add(delta)?;
+        Some(t)
+    }
+
+    fn net(debits: i128, credits: i128, normal: Side) -> Option<i128> {
+        match normal {
+            Side::Debit => debits.checked_sub(credits),
+            Side::Credit => credits.checked_sub(debits),
+        }
+    }
+
+    /// Settled balance on the normal side.
+    pub fn posted(&self, normal: Side) -> Option<i128> {
+        Self::net(self.debits_posted, self.credits_posted, normal)
+    }
+
+    /// Net effect of open reservations on the normal side.
+    pub fn pending(&self, normal: Side) -> Option<i128> {
+        Self::net(self.debits_pending, self.credits_pending, normal)
+    }
+
+    fn pending_outflow(&self, normal: Side) -> i128 {
+        match normal {
+            Side::Debit => self.credits_pending,
+            Side::Credit => self.debits_pending,
+        }
+    }
+
+    fn pending_inflow(&self, normal: Side) -> i128 {
+        match normal {
+            Side::Debit => self.debits_pending,
+            Side::Credit => self.credits_pending,
+        }
+    }
+
+    /// What may still be spent: posted minus reservations that would take money out.
+    pub fn available(&self, normal: Side) -> Option<i128> {
+        self.posted(normal)?
+            .checked_sub(self.pending_outflow(normal))
+    }
+
+    /// The highest the balance could reach if every reservation into the account were posted.
+    fn potential(&self, normal: Side) -> Option<i128> {
+        self.posted(normal)?
+            .checked_add(self.pending_inflow(normal))
+    }
+
+    /// The first limit these totals cross, with the balance that crosses it. Overflowing arithmetic
+    /// counts as crossing: such a balance could never be reported.
+    pub(crate) fn crossed(
+        &self,
+        normal: Side,
+        limits: &Limits,
+    ) -> Option<(LimitKind, Option<i128>)> {
+        let available = self.available(normal);
+        if let Some(floor) = limits.floor
+            && available.is_none_or(|a| a < floor)
+        {
+            return Some((LimitKind::Floor, available));
+        }
+        let potential = self.potential(normal);
+        if let Some(ceiling) = limits.ceiling
+            && potential.is_none_or(|p| p > ceiling)
+        {
+            return Some((LimitKind::Ceiling, potential));
+        }
+        None
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.debits_posted == self.credits_posted
+            && self.debits_pending == 0
+            && self.credits_pending == 0
+    }
+}
+
+/// The balances of one account after a command, as returned to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountBalance {
+    pub account: AccountCode,
+    pub currency: CurrencyCode,
+    /// Settled balance on the account's normal side.
+    #[serde(with = "i128_string")]
+    pub posted: i128,
+    /// Net reserved amount on the normal side.
+    #[serde(with = "i128_string")]
+    pub pending: i128,
+    /// Posted minus pending outflows.
+    #[serde(with = "i128_string")]
+    pub available: i128,
+}
+
+impl AccountBalance {
+    /// Balances of an account; the decide step guarantees the totals stay within `i128`.
+    pub fn of(account: &Account) -> Self {
+        let normal = account.account_type.normal_side();
+        let t = &account.totals;
+        Self {
+            account: account.code.clone(),
+            currency: account.currency.code.clone(),
+            posted: t.posted(normal).unwrap_or(i128::MAX),
+            pending: t.pending(normal).unwrap_or(i128::MAX),
+            available: t.available(normal).unwrap_or(i128::MIN),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn available_subtracts_only_outflows() {
+        let t = Totals {
+            debits_posted: 100,
+            credits_posted: 0,
+            debits_pending: 7,
+            credits_pending: 30,
+        };
+        assert_eq!(t.posted(Side::Debit), Some(100));
+        assert_eq!(t.pending(Side::Debit), Some(-23));
+        assert_eq!(t.available(Side::Debit), Some(70));
+        assert_eq!(t.available(Side::Credit), Some(-107));
+    }
+
+    #[test]
+    fn limits_see_reservations() {
+        let t = Totals {
+            debits_posted: 10,
+            credits_pending: 11,
+            ..Totals::default()
+        };
+        let floor = Limits::new(Some(0), None).expect("valid");
+        assert_eq!(
+            t.crossed(Side::Debit, &floor),
+            Some((LimitKind::Floor, Some(-1)))
+        );
+        let ceiling = Limits::new(None, Some(5)).expect("valid");
+        assert_eq!(
+            t.crossed(Side::Debit, &ceiling),
+            Some((LimitKind::Ceiling, Some(10)))
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! Why a command is refused: one variant per rule, each naming the offending field.
+
+use crate::account::{AccountCode, AccountStatus, CurrencyCode};
+use crate::amount::AmountError;
+use crate::ledger::TransferStatus;
+use crate::transfer::TransferId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A value that could not be parsed into a domain type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid account code: {reason}")]
+    AccountCode { reason: String },
+    #[error("currency codes are 1 to 12 characters of A-Z and 0-9, starting with a letter")]
+    CurrencyCode,
+    #[error("currency scale {scale} is above the maximum of 18")]
+    CurrencyScale { scale: u8 },
+    #[error("the floor must not be above the ceiling")]
+    Limits,
+    #[error("invalid metadata: {reason}")]
+    Metadata { reason: String },
+    #[error("reason codes are 1 to 64 characters of a-z, 0-9, '_' and '-'")]
+    ReasonCode,
+}
+
+/// Which limit a balance would cross.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    Floor,
+    Ceiling,
+}
+
+/// A command the ledger refuses. Each variant is one rule; `field` is a JSON path into the command
+/// (`legs[1].amount`) so clients can point at what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: ParseError },
+    #[error("{field}: amount {reason}")]
+    InvalidAmount { field: String, reason: AmountError },
+    #[error("the ledger does not exist yet")]
+    LedgerNotFound,
+    #[error("the ledger already exists")]
+    LedgerAlreadyExists,
+    #[error("{field}: the ledger name must be 1 to 200 bytes")]
+    InvalidLedgerName { field: String },
+    #[error("{field}: account {code} already exists")]
+    AccountAlreadyExists { field: String, code: AccountCode },
+    #[error("{field}: account {code} does not exist")]
+    UnknownAccount { field: String, code: AccountCode },
+    #[error("{field}: account {code} is frozen")]
+    AccountFrozen { field: String, code: AccountCode },
+    #[error("{field}: account {code} is closed")]
+    AccountClosed { field: String, code: AccountCode },
+    #[error("{field}: account {code} is {status:?}, which does not allow this")]
+    InvalidAccountStatus {
+        field: String,
+        code: AccountCode,
+        status: AccountStatus,
+    },
+    #[error("{field}: account {code} still has a balance or open reservations")]
+    AccountNotEmpty { field: String, code: AccountCode },
+    #[error("{field}: currency {currency} already has scale {expected} in this ledger, not {got}")]
+    CurrencyScaleMismatch {
+        field: String,
+        currency: CurrencyCode,
+        expected: u8,
+        got: u8,
+    },
+    #[error("{field}: account {account} holds {expected}, not {got}")]
+    CurrencyMismatch {
+        field: String,
+        account: AccountCode,
+        expected: CurrencyCode,
+        got: CurrencyCode,
+    },
+    #[error("{field}: a transfer needs at least two legs, got {count}")]
+    TooFewLegs { field: String, count: usize },
+    #[error("{field}: a transfer has at most {max} legs, got {count}")]
+    TooManyLegs {
+        field: String,
+        count: usize,
+        max: usize,
+    },
+    #[error("{field}: account {account} appears twice on the same side")]
+    DuplicateLeg { field: String, account: AccountCode },
+    #[error("{field}: {currency} debits {debits} do not equal credits {credits}")]
+    Unbalanced {
+        field: String,
+        currency: CurrencyCode,
+        debits: i128,
+        credits: i128,
+    },
+    #[error("{field}: the amounts overflow 128-bit arithmetic")]
+    AmountOverflow { field: String },
+    #[error("{field}: account {account} would cross its {limit:?} (balance would be {balance:?})")]
+    LimitExceeded {
+        field: String,
+        account: AccountCode,
+        limit: LimitKind,
+        balance: Option<i128>,
+    },
+    #[error("{field}: the current balance of {account} already lies outside these limits")]
+    LimitsViolatedByBalance { field: String, account: AccountCode },
+    #[error("{field}: at most {max} bytes")]
+    TooLong { field: String, max: usize },
+    #[error("{field}: transfer {id} exists with a different body")]
+    TransferIdConflict { field: String, id: TransferId },
+    #[error("{field}: the command uses transfer id {id} twice")]
+    TransferIdReused { field: String, id: TransferId },
+    #[error("{field}: transfer {id} does not exist")]
+    TransferNotFound { field: String, id: TransferId },
+    #[error("{field}: transfer {id} is {status:?}, not pending")]
+    TransferNotPending {
+        field: String,
+        id: TransferId,
+        status: TransferStatus,
+    },
+    #[error("{field}: pending transfer {id} expired at {expired_at}")]
+    PendingExpired {
+        field: String,
+        id: TransferId,
+        expired_at: DateTime<Utc>,
+    },
+    #[error("{field}: pending transfer {id} does not expire before {expires_at}")]
+    PendingNotExpired {
+        field: String,
+        id: TransferId,
+        expires_at: DateTime<Utc>,
+    },
+    #[error("{field}: the timeout must be between 1 second and {max_secs} seconds")]
+    InvalidTimeout { field: String, max_secs: i64 },
+    #[error("{field}: expected one amount per leg ({legs}), got {got}")]
+    PostAmountsMismatch {
+        field: String,
+        legs: usize,
+        got: usize,
+    },
+    #[error("{field}: posting more than the pending amount")]
+    PostExceedsPending { field: String },
+    #[error("{field}: transfer {id} is {status:?} and cannot be reversed")]
+    NotReversible {
+        field: String,
+        id: TransferId,
+        status: TransferStatus,
+    },
+    #[error("{field}: a rebooked transfer cannot be pending")]
+    RebookCannotBePending { field: String },
+    #[error("{field}: {effective_at} lies in the period closed through {closed_through}")]
+    PeriodClosed {
+        field: String,
+        effective_at: DateTime<Utc>,
+        closed_through: DateTime<Utc>,
+    },
+    #[error("{field}: the books are already closed through {closed_through}")]
+    PeriodAlreadyClosed {
+        field: String,
+        closed_through: DateTime<Utc>,
+    },
+    #[error("{field}: a period cannot be closed in the future")]
+    PeriodInFuture { field: String },
+}
+
+impl DomainError {
+    /// The stable machine-readable code of the rule, used as the problem `type` at the HTTP edge.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "invalid-field",
+            Self::InvalidAmount { .. } => "invalid-amount",
+            Self::LedgerNotFound => "ledger-not-found",
+            Self::LedgerAlreadyExists => "ledger-already-exists",
+            Self::InvalidLedgerName { .. } => "invalid-field",
+            Self::AccountAlreadyExists { .. } => "account-already-exists",
+            Self::UnknownAccount { .. } => "unknown-account",
+            Self::AccountFrozen { .. } => "account-frozen",
+            Self::AccountClosed { .. } => "account-closed",
+            Self::InvalidAccountStatus { .. } => "invalid-account-status",
+            Self::AccountNotEmpty { .. } => "account-not-empty",
+            Self::CurrencyScaleMismatch { .. } => "currency-scale-mismatch",
+            Self::CurrencyMismatch { .. } => "currency-mismatch",
+            Self::TooFewLegs { .. } => "too-few-legs",
+            Self::TooManyLegs { .. } => "too-many-legs",
+            Self::DuplicateLeg { .. } => "duplicate-leg",
+            Self::Unbalanced { .. } => "unbalanced-transfer",
+            Self::AmountOverflow { .. } => "amount-overflow",
+            Self::LimitExceeded { .. } => "limit-exceeded",
+            Self::LimitsViolatedByBalance { .. } => "limits-violated-by-balance",
+            Self::TooLong { .. } => "field-too-long",
+            Self::TransferIdConflict { .. } => "transfer-id-conflict",
+            Self::TransferIdReused { .. } => "transfer-id-reused",
+            Self::TransferNotFound { .. } => "transfer-not-found",
+            Self::TransferNotPending { .. } => "transfer-not-pending",
+            Self::PendingExpired { .. } => "pending-expired",
+            Self::PendingNotExpired { .. } => "pending-not-expired",
+            Self::InvalidTimeout { .. } => "invalid-timeout",
+            Self::PostAmountsMismatch { .. } => "post-amounts-mismatch",
+            Self::PostExceedsPending { .. } => "post-exceeds-pending",
+            Self::NotReversible { .. } => "not-reversible",
+            Self::RebookCannotBePending { .. } => "rebook-cannot-be-pending",
+            Self::PeriodClosed { .. } => "period-closed",
+            Self::PeriodAlreadyClosed { .. } => "period-already-closed",
+            Self::PeriodInFuture { .. } => "period-in-future",
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The domain's behaviour tests: rules one by one, and properties over random command sequences.
+
+mod fixtures;
+mod properties;
+mod rules;
+mod upcasting;

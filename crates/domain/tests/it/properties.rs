@@ -8,7 +8,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use tally_domain::*;
 
 /// (code, type, currency, scale, floor, ceiling)
-const ACCOUNTS: &[(&str, AccountType, &str, u8, Option<i128>, Option<i128>)] = &[
+type AccountRow = (
+    &'static str,
+    AccountType,
+    &'static str,
+    u8,
+    Option<i128>,
+    Option<i128>,
+);
+
+const ACCOUNTS: &[AccountRow] = &[
     ("assets:cash", AccountType::Asset, "USD", 2, Some(0), None),
     (
         "assets:bank",

@@ -421,7 +421,7 @@ fn prefix_field(mut error: DomainError, prefix: &str) -> DomainError {
         | E::PeriodClosed { field, .. }
         | E::PeriodAlreadyClosed { field, .. }
         | E::PeriodInFuture { field } => field,
-        E::LedgerNotFound | E::LedgerAlreadyExists => return error,
+        E::LedgerNotFound | E::LedgerAlreadyExists | E::BatchAborted { .. } => return error,
     };
     field.insert_str(0, prefix);
     error

@@ -20,6 +20,8 @@ pub enum ParseError {
     Limits,
     #[error("invalid metadata: {reason}")]
     Metadata { reason: String },
+    #[error("ledger ids are 1 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit")]
+    LedgerId,
     #[error("reason codes are 1 to 64 characters of a-z, 0-9, '_' and '-'")]
     ReasonCode,
 }
@@ -161,6 +163,8 @@ pub enum DomainError {
     },
     #[error("{field}: a period cannot be closed in the future")]
     PeriodInFuture { field: String },
+    #[error("not applied: item {failed_index} of the atomic batch was refused")]
+    BatchAborted { failed_index: usize },
 }
 
 impl DomainError {
@@ -202,6 +206,7 @@ impl DomainError {
             Self::PeriodClosed { .. } => "period-closed",
             Self::PeriodAlreadyClosed { .. } => "period-already-closed",
             Self::PeriodInFuture { .. } => "period-in-future",
+            Self::BatchAborted { .. } => "batch-aborted",
         }
     }
 }

@@ -1,1 +1,74 @@
-fn main() {}
+//! `tally`: one binary whose subcommands run each role of the service and the operator tooling.
+
+mod db;
+mod tooling;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tally", version, about = "Event-sourced double-entry ledger")]
+struct Cli {
+    /// PostgreSQL holding the event store and the read models.
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/tally"
+    )]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every role in one process (the single-machine deployment).
+    All,
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+    /// Print a ledger's events as NDJSON, oldest first.
+    Events {
+        ledger: String,
+        /// Start after this stream version.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Recompute the hash chain of one ledger (or all) and report the first break.
+    Verify {
+        /// Omit to verify every ledger.
+        ledger: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tally_server::telemetry::init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::All => {
+            let pool = db::connect_and_migrate(&cli.database_url).await?;
+            tracing::info!("migrations applied; no serving roles are built yet");
+            drop(pool);
+            Ok(())
+        }
+        Command::Migrate => {
+            db::connect_and_migrate(&cli.database_url).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Events { ledger, after, limit } => {
+            let pool = db::connect(&cli.database_url).await?;
+            tooling::print_events(&pool, &ledger, after, limit).await
+        }
+        Command::Verify { ledger } => {
+            let pool = db::connect(&cli.database_url).await?;
+            let intact = tooling::verify(&pool, ledger.as_deref()).await?;
+            if !intact {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! RabbitMQ plumbing shared by the relay, the projector and the query API's cache invalidation:
+//! connecting, the `tally.events` topic exchange, the message format, and the outbox relay.
+
+mod amqp;
+mod message;
+mod relay;
+
+pub use amqp::{AmqpConfig, connect, declare_events_exchange};
+pub use message::{EventBatch, PublishedEvent, routing_key};
+pub use relay::{Relay, RelayConfig, RelayError};

@@ -1,0 +1,80 @@
+//! The message format on `tally.events`: a run of consecutive events of one ledger.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tally_eventstore::{EventMetadata, RecordedEvent};
+use uuid::Uuid;
+
+/// One message: consecutive events of one ledger in version order. Batching events into one message is
+/// what keeps the broker's confirmed-publish rate from capping the ledger's write rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventBatch {
+    pub ledger: String,
+    pub events: Vec<PublishedEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedEvent {
+    pub position: i64,
+    pub version: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: serde_json::Value,
+    pub metadata: EventMetadata,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<RecordedEvent> for PublishedEvent {
+    fn from(e: RecordedEvent) -> Self {
+        Self {
+            position: e.position,
+            version: e.version,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            payload: e.payload,
+            metadata: e.metadata,
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
+impl EventBatch {
+    pub fn first_version(&self) -> i64 {
+        self.events.first().map_or(0, |e| e.version)
+    }
+
+    pub fn last_version(&self) -> i64 {
+        self.events.last().map_or(0, |e| e.version)
+    }
+}
+
+/// `<ledger>.<event_type>`: consumers bind by ledger (`main.#`) or by kind (`*.TransferPosted`).
+pub fn routing_key(ledger: &str, event_type: &str) -> String {
+    format!("{ledger}.{event_type}")
+}
+
+/// Splits a page of the global log into messages: a new message starts where the ledger or the event
+/// type changes, or when one reaches `max_events`.
+pub fn runs(events: Vec<RecordedEvent>, max_events: usize) -> Vec<EventBatch> {
+    let mut out: Vec<EventBatch> = Vec::new();
+    for event in events {
+        let extend = out.last().is_some_and(|b| {
+            b.ledger == event.stream_id
+                && b.events.len() < max_events
+                && b.events.last().is_some_and(|l| l.event_type == event.event_type && l.version + 1 == event.version)
+        });
+        if extend {
+            if let Some(batch) = out.last_mut() {
+                batch.events.push(event.into());
+            }
+        } else {
+            out.push(EventBatch {
+                ledger: event.stream_id.clone(),
+                events: vec![event.into()],
+            });
+        }
+    }
+    out
+}

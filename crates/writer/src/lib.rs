@@ -1,0 +1,12 @@
+//! The per-ledger group-commit writer: every command for a ledger goes through one task that holds the
+//! ledger's state, drains all waiting commands, decides them in memory, appends all their events in one
+//! transaction and then answers each caller with its own outcome.
+
+mod error;
+mod load;
+mod task;
+mod writers;
+
+pub use error::WriteError;
+pub use load::load_ledger;
+pub use writers::{Accepted, ItemResult, Submission, WriterConfig, Writers};

@@ -1,0 +1,6 @@
+//! The group-commit writer against a real PostgreSQL: one database per test.
+
+mod concurrency;
+mod fixtures;
+mod idempotency;
+mod snapshots;

@@ -1,0 +1,71 @@
+//! Snapshots are taken every N events and load the same state as a full replay.
+
+use crate::fixtures::*;
+use sqlx::PgPool;
+use tally_eventstore::EventStore;
+use tally_writer::{WriterConfig, Writers, load_ledger};
+use uuid::Uuid;
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_ledger_with_a_snapshot_loads_the_same_state_as_a_full_replay(pool: PgPool) {
+    let store = EventStore::new(pool);
+    let config = WriterConfig {
+        snapshot_every: 10,
+        ..WriterConfig::default()
+    };
+    let writers = setup(&store, config.clone()).await;
+    let ledger = main_ledger();
+    for i in 0..31u128 {
+        accepted(
+            writers
+                .submit(
+                    &ledger,
+                    sub(transfer(
+                        Uuid::from_u128(i),
+                        "equity:capital",
+                        "assets:a",
+                        2,
+                    )),
+                )
+                .await,
+        );
+    }
+    writers.shutdown().await;
+    let snapshot = store
+        .latest_snapshot("main")
+        .await
+        .expect("read")
+        .expect("a snapshot exists");
+    assert_eq!(
+        snapshot.version, 30,
+        "35 events with a snapshot every 10: the newest is at 30"
+    );
+    let loaded = load_ledger(&store, &ledger).await.expect("loads");
+    let replayed = replay(&store, &ledger).await;
+    assert_eq!(loaded.version, 35);
+    assert_eq!(loaded, replayed);
+
+    // A corrupt snapshot is ignored: the stream is replayed instead.
+    sqlx::query("update snapshots set state = '{\"nonsense\": true}'")
+        .execute(store.pool())
+        .await
+        .expect("damage snapshots");
+    assert_eq!(load_ledger(&store, &ledger).await.expect("loads"), replayed);
+    // And writing continues from the right version.
+    let again = Writers::new(store.clone(), config);
+    let a = accepted(
+        again
+            .submit(
+                &ledger,
+                sub(transfer(
+                    Uuid::from_u128(99),
+                    "equity:capital",
+                    "assets:a",
+                    2,
+                )),
+            )
+            .await,
+    );
+    assert_eq!(a.version, 36);
+    again.shutdown().await;
+}

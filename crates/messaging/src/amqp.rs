@@ -31,7 +31,10 @@ pub async fn connect(config: &AmqpConfig) -> Result<Connection, lapin::Error> {
 }
 
 /// The durable topic exchange all events go through; declaring it is idempotent.
-pub async fn declare_events_exchange(channel: &Channel, exchange: &str) -> Result<(), lapin::Error> {
+pub async fn declare_events_exchange(
+    channel: &Channel,
+    exchange: &str,
+) -> Result<(), lapin::Error> {
     channel
         .exchange_declare(
             exchange,

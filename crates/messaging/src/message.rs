@@ -63,7 +63,9 @@ pub fn runs(events: Vec<RecordedEvent>, max_events: usize) -> Vec<EventBatch> {
         let extend = out.last().is_some_and(|b| {
             b.ledger == event.stream_id
                 && b.events.len() < max_events
-                && b.events.last().is_some_and(|l| l.event_type == event.event_type && l.version + 1 == event.version)
+                && b.events.last().is_some_and(|l| {
+                    l.event_type == event.event_type && l.version + 1 == event.version
+                })
         });
         if extend {
             if let Some(batch) = out.last_mut() {

@@ -8,8 +8,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
-use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use sqlx::Connection;
+use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
@@ -99,10 +99,11 @@ impl Relay {
         // takes over, so the checkpoint is written through it too.
         let mut lock = PgConnection::connect_with(&self.pool.connect_options()).await?;
         loop {
-            let acquired: bool = sqlx::query_scalar("select pg_try_advisory_lock(hashtext('tally.relay:' || $1))")
-                .bind(&self.config.name)
-                .fetch_one(&mut lock)
-                .await?;
+            let acquired: bool =
+                sqlx::query_scalar("select pg_try_advisory_lock(hashtext('tally.relay:' || $1))")
+                    .bind(&self.config.name)
+                    .fetch_one(&mut lock)
+                    .await?;
             if acquired {
                 break;
             }
@@ -111,7 +112,9 @@ impl Relay {
         tracing::info!(relay = %self.config.name, "relay is active");
         let connection = connect(&self.config.amqp).await?;
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         declare_events_exchange(&channel, &self.config.amqp.exchange).await?;
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen("tally_events").await?;
@@ -148,27 +151,46 @@ impl Relay {
     }
 
     async fn checkpoint(&self, conn: &mut PgConnection) -> Result<i64, RelayError> {
-        let position: Option<i64> = sqlx::query_scalar("select position from relay_checkpoints where relay = $1")
-            .bind(&self.config.name)
-            .fetch_optional(conn)
-            .await?;
+        let position: Option<i64> =
+            sqlx::query_scalar("select position from relay_checkpoints where relay = $1")
+                .bind(&self.config.name)
+                .fetch_optional(conn)
+                .await?;
         Ok(position.unwrap_or(0))
     }
 }
 
 /// Publishes every batch, then waits for all confirms: one round trip per page, not per message.
-async fn publish(channel: &Channel, exchange: &str, batches: &[EventBatch]) -> Result<(), RelayError> {
+async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    batches: &[EventBatch],
+) -> Result<(), RelayError> {
     let mut confirms = Vec::with_capacity(batches.len());
     for batch in batches {
-        let Some(first) = batch.events.first() else { continue };
+        let Some(first) = batch.events.first() else {
+            continue;
+        };
         let body = serde_json::to_vec(batch)?;
         let mut headers = FieldTable::default();
         if let Some(traceparent) = &first.metadata.traceparent {
-            headers.insert("traceparent".into(), AMQPValue::LongString(traceparent.clone().into()));
+            headers.insert(
+                "traceparent".into(),
+                AMQPValue::LongString(traceparent.clone().into()),
+            );
         }
-        headers.insert("tally-ledger".into(), AMQPValue::LongString(batch.ledger.clone().into()));
-        headers.insert("tally-first-version".into(), AMQPValue::LongLongInt(batch.first_version()));
-        headers.insert("tally-last-version".into(), AMQPValue::LongLongInt(batch.last_version()));
+        headers.insert(
+            "tally-ledger".into(),
+            AMQPValue::LongString(batch.ledger.clone().into()),
+        );
+        headers.insert(
+            "tally-first-version".into(),
+            AMQPValue::LongLongInt(batch.first_version()),
+        );
+        headers.insert(
+            "tally-last-version".into(),
+            AMQPValue::LongLongInt(batch.last_version()),
+        );
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())

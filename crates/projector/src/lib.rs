@@ -1,1 +1,14 @@
 //! Projector: consumes ledger events from RabbitMQ and keeps the read models (schema `read`) exact.
+//! Each projection has its own quorum queue with a single active consumer; a per-ledger checkpoint is
+//! updated in the same transaction as the read models, so duplicates are skipped and gaps are filled
+//! from the event store.
+
+mod apply;
+mod consumer;
+mod error;
+mod project;
+pub mod rebuild;
+
+pub use consumer::{Projector, ProjectorConfig};
+pub use error::ProjectionError;
+pub use project::{PROJECTION, StoredEvent, catch_up, catch_up_all, project_batch};

@@ -1,0 +1,153 @@
+//! The projector process: consumes the projection's quorum queue (single active consumer, so several
+//! processes give fail-over without double processing), acks only after the read models committed, and
+//! sweeps the store periodically so a lost message never leaves a ledger behind for long.
+
+use crate::error::ProjectionError;
+use crate::project::{StoredEvent, catch_up_all, project_batch};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use sqlx::PgPool;
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+use tally_eventstore::EventStore;
+use tally_messaging::{AmqpConfig, EventBatch, connect, declare_events_exchange};
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    pub amqp: AmqpConfig,
+    /// The projection's own queue; tests use unique names.
+    pub queue: String,
+    /// Unacknowledged messages in flight: enough to keep the database busy, bounded so a crash
+    /// redelivers little.
+    pub prefetch: u16,
+    /// How often the store is compared with the checkpoints, to heal lost or unroutable messages.
+    pub sweep_interval: Duration,
+    pub max_backoff: Duration,
+    /// The schema holding the read models.
+    pub schema: String,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            amqp: AmqpConfig::default(),
+            queue: "tally.projection.ledger".into(),
+            prefetch: 64,
+            sweep_interval: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(10),
+            schema: "read".into(),
+        }
+    }
+}
+
+pub struct Projector {
+    pool: PgPool,
+    store: EventStore,
+    config: ProjectorConfig,
+}
+
+impl Projector {
+    pub fn new(pool: PgPool, config: ProjectorConfig) -> Self {
+        Self {
+            store: EventStore::new(pool.clone()),
+            pool,
+            config,
+        }
+    }
+
+    /// Runs until `shutdown`, reconnecting with back-off after any failure. Unacknowledged messages
+    /// go back to the queue when the channel closes and are skipped or applied on redelivery.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                result = self.session() => {
+                    if let Err(error) = result {
+                        tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "projector session ended; reconnecting");
+                        metrics::counter!("tally_projector_reconnects_total").increment(1);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    async fn session(&self) -> Result<(), ProjectionError> {
+        let schema = self.config.schema.as_str();
+        catch_up_all(&self.pool, &self.store, schema, &mut |_| {}).await?;
+        let connection = connect(&self.config.amqp).await?;
+        let channel = connection.create_channel().await?;
+        declare_events_exchange(&channel, &self.config.amqp.exchange).await?;
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        channel
+            .queue_declare(
+                &self.config.queue,
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                arguments,
+            )
+            .await?;
+        channel
+            .queue_bind(
+                &self.config.queue,
+                &self.config.amqp.exchange,
+                "#",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .basic_qos(self.config.prefetch, BasicQosOptions::default())
+            .await?;
+        let mut deliveries = channel
+            .basic_consume(
+                &self.config.queue,
+                "tally-projector",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut sweep = tokio::time::interval(self.config.sweep_interval);
+        loop {
+            tokio::select! {
+                delivery = deliveries.next() => {
+                    let Some(delivery) = delivery else { return Ok(()) };
+                    let delivery = delivery?;
+                    match serde_json::from_slice::<EventBatch>(&delivery.data) {
+                        Ok(batch) => {
+                            let events = batch.events.into_iter().map(StoredEvent::from).collect();
+                            project_batch(&self.pool, &self.store, schema, &batch.ledger, events).await?;
+                        }
+                        // The store is the truth: a message we cannot read is dropped and the sweep
+                        // (or the next message's gap fill) brings its events in from the store.
+                        Err(error) => {
+                            tracing::error!(%error, "undecodable message dropped");
+                            metrics::counter!("tally_projection_bad_messages_total").increment(1);
+                        }
+                    }
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                _ = sweep.tick() => {
+                    catch_up_all(&self.pool, &self.store, schema, &mut |_| {}).await?;
+                }
+            }
+        }
+    }
+}

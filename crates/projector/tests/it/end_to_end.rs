@@ -1,0 +1,182 @@
+//! Commands → store → relay → RabbitMQ → projector → read models, with crashes and fail-over.
+
+use crate::fixtures::*;
+use sqlx::PgPool;
+use tally_messaging::Relay;
+use tally_projector::{Projector, rebuild};
+use tokio::sync::oneshot;
+
+fn spawn_relay(pool: &PgPool, names: &Names) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let relay = Relay::new(pool.clone(), names.relay());
+    let task = tokio::spawn(relay.run(async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+fn spawn_projector(pool: &PgPool, names: &Names) -> tokio::task::JoinHandle<()> {
+    let projector = Projector::new(pool.clone(), names.projector());
+    tokio::spawn(projector.run(std::future::pending()))
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn every_event_reaches_the_read_models_exactly(pool: PgPool) {
+    let names = Names::unique();
+    let traffic = Traffic::start(&pool).await;
+    let (stop_relay, relay) = spawn_relay(&pool, &names);
+    let projector = spawn_projector(&pool, &names);
+    // Traffic while both run, so the messages (not only the start-up catch-up) carry the events.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    traffic.mixed("alpha", 100).await;
+    traffic.mixed("beta", 200).await;
+    assert!(
+        eventually(30, || caught_up(&pool)).await,
+        "projection did not catch up"
+    );
+    assert_exact(
+        rebuild::differences(&pool, &traffic.store)
+            .await
+            .expect("compare"),
+    );
+
+    // Spot-check the numbers themselves: cash took 10,000, sent 2,500 (reversed), 600 to rent.
+    let (posted_debits, posted_credits): (String, String) = sqlx::query_as(
+        "select debits_posted::text, credits_posted::text from read.accounts \
+         where ledger_id = 'alpha' and code = 'assets:cash'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("cash row");
+    assert_eq!(
+        (posted_debits.as_str(), posted_credits.as_str()),
+        ("12500", "3100")
+    );
+    let last_balance: String = sqlx::query_scalar(
+        "select balance_after::text from read.entries where ledger_id = 'alpha' and account = 'assets:bank' \
+         order by effective_at desc, version desc, leg desc limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("bank entries");
+    assert_eq!(
+        last_balance, "-700",
+        "2,500 in, 700 out (backdated), 2,500 reversed"
+    );
+    let statuses: Vec<(String, String)> = sqlx::query_as(
+        "select transfer_id::text, status from read.transfers where ledger_id = 'alpha' order by created_version",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("transfers");
+    let statuses: Vec<&str> = statuses.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["posted", "reversed", "posted", "posted", "voided", "posted"]
+    );
+
+    let _ = stop_relay.send(());
+    relay.await.expect("relay task");
+    projector.abort();
+    names.delete().await;
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_killed_projector_resumes_and_ends_equal_to_a_rebuild(pool: PgPool) {
+    let names = Names::unique();
+    let traffic = Traffic::start(&pool).await;
+    let (stop_relay, relay) = spawn_relay(&pool, &names);
+    let first = spawn_projector(&pool, &names);
+    for i in 0..20u128 {
+        traffic
+            .must(
+                "alpha",
+                transfer(1_000 + i, "equity:capital", "assets:cash", 5),
+            )
+            .await;
+        if i == 10 {
+            // Killed mid-stream: whatever it had not acked is redelivered to its successor.
+            first.abort();
+        }
+    }
+    let second = spawn_projector(&pool, &names);
+    traffic.mixed("beta", 300).await;
+    assert!(
+        eventually(30, || caught_up(&pool)).await,
+        "projection did not catch up"
+    );
+    assert_exact(
+        rebuild::differences(&pool, &traffic.store)
+            .await
+            .expect("compare"),
+    );
+    let _ = stop_relay.send(());
+    relay.await.expect("relay task");
+    second.abort();
+    names.delete().await;
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn with_two_projectors_the_standby_takes_over_when_the_active_one_dies(pool: PgPool) {
+    let names = Names::unique();
+    let traffic = Traffic::start(&pool).await;
+    let (stop_relay, relay) = spawn_relay(&pool, &names);
+    let active = spawn_projector(&pool, &names);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let standby = spawn_projector(&pool, &names);
+    traffic.mixed("alpha", 400).await;
+    assert!(
+        eventually(30, || caught_up(&pool)).await,
+        "projection did not catch up"
+    );
+    active.abort();
+    // Only the standby is left; its sweep is hours away, so messages alone must carry these events.
+    traffic.mixed("beta", 500).await;
+    assert!(
+        eventually(30, || caught_up(&pool)).await,
+        "the standby did not take over"
+    );
+    assert_exact(
+        rebuild::differences(&pool, &traffic.store)
+            .await
+            .expect("compare"),
+    );
+    let _ = stop_relay.send(());
+    relay.await.expect("relay task");
+    standby.abort();
+    names.delete().await;
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(pool: PgPool) {
+    let names = Names::unique();
+    let traffic = Traffic::start(&pool).await;
+    traffic.mixed("alpha", 600).await;
+    let store = traffic.store.clone();
+    tally_projector::catch_up_all(&pool, &store, "read", &mut |_| {})
+        .await
+        .expect("project");
+    let before: i64 = sqlx::query_scalar("select count(*) from read.entries")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    let mut seen = 0;
+    let total = rebuild::rebuild(&pool, &store, &mut |n| seen = n)
+        .await
+        .expect("rebuild");
+    assert!(total > 0 && seen > 0, "total {total} seen {seen}");
+    let after: i64 = sqlx::query_scalar("select count(*) from read.entries")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(before, after);
+    assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+    let leftovers: i64 = sqlx::query_scalar(
+        "select count(*) from pg_namespace where nspname in ('read_next', 'read_old', 'read_verify')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("schemas");
+    assert_eq!(leftovers, 0);
+    names.delete().await;
+}

@@ -80,3 +80,64 @@ pub fn runs(events: Vec<RecordedEvent>, max_events: usize) -> Vec<EventBatch> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(stream: &str, version: i64, event_type: &str) -> RecordedEvent {
+        RecordedEvent {
+            position: version,
+            stream_id: stream.into(),
+            version,
+            event_id: Uuid::nil(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload: serde_json::Value::Null,
+            metadata: EventMetadata {
+                actor: "a".into(),
+                client: "c".into(),
+                correlation_id: None,
+                causation_id: None,
+                traceparent: None,
+            },
+            recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+            transfer_id: None,
+            prev_hash: Vec::new(),
+            hash: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_message_is_a_run_of_one_ledger_and_one_event_type() {
+        let page = vec![
+            recorded("a", 1, "T"),
+            recorded("a", 2, "T"),
+            recorded("b", 1, "T"),
+            recorded("a", 3, "T"),
+            recorded("a", 4, "U"),
+            recorded("a", 5, "U"),
+            recorded("a", 6, "U"),
+        ];
+        let shape: Vec<(String, Vec<i64>)> = runs(page, 2)
+            .into_iter()
+            .map(|b| {
+                (
+                    b.ledger.clone(),
+                    b.events.iter().map(|e| e.version).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("a".to_owned(), vec![1, 2]),
+                ("b".to_owned(), vec![1]),
+                ("a".to_owned(), vec![3]),
+                ("a".to_owned(), vec![4, 5]),
+                ("a".to_owned(), vec![6]),
+            ]
+        );
+        assert_eq!(routing_key("main", "TransferPosted"), "main.TransferPosted");
+    }
+}

@@ -4,6 +4,7 @@
 //! from the event store.
 
 mod apply;
+mod bulk;
 mod consumer;
 mod error;
 mod project;

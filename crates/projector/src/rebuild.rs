@@ -1,6 +1,7 @@
 //! Blue/green rebuild: build fresh read models from the store in a scratch schema, catch up, then swap
 //! schemas in one short transaction while readers keep reading the old tables until the swap.
 
+use crate::bulk::project_ledger;
 use crate::error::ProjectionError;
 use crate::project::{PROJECTION, catch_up_all};
 use sqlx::PgPool;
@@ -44,7 +45,11 @@ pub async fn rebuild(
 ) -> Result<u64, ProjectionError> {
     const NEXT: &str = "read_next";
     create_scratch(pool, NEXT).await?;
-    let first = catch_up_all(pool, store, NEXT, progress).await?;
+    let mut first = 0;
+    for stream in store.list_streams().await? {
+        first += project_ledger(pool, store, NEXT, &stream.stream_id).await?;
+        progress(first);
+    }
     // A second pass picks up what was appended during the first; the live projector fills anything
     // appended after it from the store, since the swapped-in checkpoints say where the tables stand.
     let total = first + catch_up_all(pool, store, NEXT, &mut |n| progress(first + n)).await?;

@@ -15,7 +15,10 @@ use tally_messaging::Relay;
 use tally_projector::{Projector, rebuild};
 
 fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("rabbitmqctl").args(args).status().expect("rabbitmqctl runs");
+    let status = Command::new("rabbitmqctl")
+        .args(args)
+        .status()
+        .expect("rabbitmqctl runs");
     assert!(status.success(), "rabbitmqctl {args:?} failed");
 }
 
@@ -25,7 +28,8 @@ async fn a_broker_restart_during_traffic_loses_and_doubles_nothing(pool: PgPool)
     let names = Names::unique();
     let traffic = Traffic::start(&pool).await;
     let relay = tokio::spawn(Relay::new(pool.clone(), names.relay()).run(std::future::pending()));
-    let projector = tokio::spawn(Projector::new(pool.clone(), names.projector()).run(std::future::pending()));
+    let projector =
+        tokio::spawn(Projector::new(pool.clone(), names.projector()).run(std::future::pending()));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let writer = {
@@ -34,7 +38,12 @@ async fn a_broker_restart_during_traffic_loses_and_doubles_nothing(pool: PgPool)
         tokio::spawn(async move {
             let traffic = Traffic { writers, store };
             for i in 0..300u128 {
-                traffic.must("alpha", transfer(10_000 + i, "equity:capital", "assets:cash", 3)).await;
+                traffic
+                    .must(
+                        "alpha",
+                        transfer(10_000 + i, "equity:capital", "assets:cash", 3),
+                    )
+                    .await;
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
@@ -46,20 +55,32 @@ async fn a_broker_restart_during_traffic_loses_and_doubles_nothing(pool: PgPool)
     rabbitmqctl(&["await_startup"]);
     writer.await.expect("writer task");
 
-    assert!(eventually(60, || caught_up(&pool)).await, "projection did not catch up after the restart");
+    assert!(
+        eventually(60, || caught_up(&pool)).await,
+        "projection did not catch up after the restart"
+    );
     let projected: i64 = sqlx::query_scalar(
         "select count(*) from read.transfers where ledger_id = 'alpha' and description like 'transfer 1____'",
     )
     .fetch_one(&pool)
     .await
     .expect("count");
-    assert_eq!(projected, 300, "every acknowledged transfer is projected once");
-    let stored: i64 = sqlx::query_scalar("select count(*) from events where stream_id = 'alpha' and transfer_id is not null")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    assert_eq!(
+        projected, 300,
+        "every acknowledged transfer is projected once"
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "select count(*) from events where stream_id = 'alpha' and transfer_id is not null",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
     assert_eq!(stored, 300, "and stored once");
-    assert_exact(rebuild::differences(&pool, &traffic.store).await.expect("compare"));
+    assert_exact(
+        rebuild::differences(&pool, &traffic.store)
+            .await
+            .expect("compare"),
+    );
     relay.abort();
     projector.abort();
     names.delete().await;

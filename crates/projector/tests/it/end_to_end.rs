@@ -29,6 +29,7 @@ async fn every_event_reaches_the_read_models_exactly(pool: PgPool) {
     // Traffic while both run, so the messages (not only the start-up catch-up) carry the events.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     traffic.mixed("alpha", 100).await;
+    traffic.admin("beta").await;
     traffic.mixed("beta", 200).await;
     assert!(
         eventually(30, || caught_up(&pool)).await,
@@ -151,6 +152,7 @@ async fn with_two_projectors_the_standby_takes_over_when_the_active_one_dies(poo
 async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(pool: PgPool) {
     let names = Names::unique();
     let traffic = Traffic::start(&pool).await;
+    traffic.admin("beta").await;
     traffic.mixed("alpha", 600).await;
     let store = traffic.store.clone();
     tally_projector::catch_up_all(&pool, &store, "read", &mut |_| {})

@@ -227,6 +227,62 @@ impl Traffic {
     }
 }
 
+impl Traffic {
+    /// Account administration and a period close: every event kind that is not a posting.
+    pub async fn admin(&self, ledger: &str) {
+        let rent = code("expenses:rent");
+        self.must(ledger, CommandKind::FreezeAccount { code: rent.clone() })
+            .await;
+        self.must(ledger, CommandKind::UnfreezeAccount { code: rent.clone() })
+            .await;
+        self.must(
+            ledger,
+            CommandKind::SetAccountLimits {
+                code: rent.clone(),
+                limits: Limits::new(Some(-1_000_000), Some(1_000_000)).expect("valid"),
+            },
+        )
+        .await;
+        self.must(
+            ledger,
+            CommandKind::SetAccountMetadata {
+                code: rent,
+                metadata: Metadata::parse(BTreeMap::from([(
+                    "owner".to_owned(),
+                    "facilities".to_owned(),
+                )]))
+                .expect("valid"),
+            },
+        )
+        .await;
+        self.must(
+            ledger,
+            CommandKind::OpenAccount {
+                code: code("assets:old"),
+                account_type: AccountType::Asset,
+                currency: Currency::new(usd(), 2).expect("valid"),
+                limits: Limits::default(),
+                metadata: Metadata::default(),
+            },
+        )
+        .await;
+        self.must(
+            ledger,
+            CommandKind::CloseAccount {
+                code: code("assets:old"),
+            },
+        )
+        .await;
+        self.must(
+            ledger,
+            CommandKind::ClosePeriod {
+                through: chrono::Utc::now() - chrono::Duration::days(10),
+            },
+        )
+        .await;
+    }
+}
+
 /// Polls `check` until it holds, for at most `secs` seconds.
 pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
 where

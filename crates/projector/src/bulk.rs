@@ -1,0 +1,522 @@
+//! The fast path of a rebuild: fold a ledger's whole stream in memory into the rows the incremental
+//! projection would have produced, then write each table with a few set-based statements. The
+//! `differences` check compares the two paths, so they cannot drift apart unnoticed.
+
+use crate::apply::At;
+use crate::error::ProjectionError;
+use crate::project::PROJECTION;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+use std::collections::{BTreeMap, HashMap};
+use tally_domain::{Amount, Envelope, Event, LegSpec, Side};
+use tally_eventstore::{EventStore, MAX_READ_LIMIT};
+use uuid::Uuid;
+
+/// Rows per insert statement: large enough to amortise the round trip, small enough for bind limits.
+const CHUNK: usize = 20_000;
+
+fn side(s: Side) -> &'static str {
+    match s {
+        Side::Debit => "debit",
+        Side::Credit => "credit",
+    }
+}
+
+fn json_str<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+struct AccountRow {
+    account_type: String,
+    normal: Side,
+    currency: String,
+    scale: i16,
+    status: &'static str,
+    floor: Option<i128>,
+    ceiling: Option<i128>,
+    metadata: Value,
+    totals: [i128; 4],
+    version: i64,
+}
+
+struct TransferRow {
+    status: &'static str,
+    legs: Vec<LegSpec>,
+    posted: Option<Value>,
+    effective_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    description: String,
+    metadata: Value,
+    reverses: Option<Uuid>,
+    corrects: Option<Uuid>,
+    reason: Option<String>,
+    reversed_by: Option<Uuid>,
+    created_version: i64,
+    version: i64,
+}
+
+struct EntryRow {
+    account: String,
+    effective_at: DateTime<Utc>,
+    version: i64,
+    leg: i32,
+    transfer_id: Uuid,
+    side: Side,
+    amount: i128,
+    recorded_at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct Fold {
+    name: String,
+    created_at: Option<DateTime<Utc>>,
+    closed_through: Option<DateTime<Utc>>,
+    version: i64,
+    position: i64,
+    accounts: BTreeMap<String, AccountRow>,
+    transfers: HashMap<Uuid, TransferRow>,
+    entries: Vec<EntryRow>,
+    volumes: BTreeMap<(String, NaiveDate), (String, i128, i128, i64)>,
+}
+
+impl Fold {
+    fn account(&mut self, code: &str) -> Option<&mut AccountRow> {
+        self.accounts.get_mut(code)
+    }
+
+    fn pending(&mut self, leg: &LegSpec, delta: i128, v: i64) {
+        if let Some(a) = self.account(leg.account.as_str()) {
+            a.totals[if leg.side == Side::Debit { 2 } else { 3 }] += delta;
+            a.version = v;
+        }
+    }
+
+    fn post(
+        &mut self,
+        at: &At,
+        id: Uuid,
+        i: usize,
+        leg: &LegSpec,
+        amount: i128,
+        effective_at: DateTime<Utc>,
+    ) {
+        if let Some(a) = self.account(leg.account.as_str()) {
+            a.totals[if leg.side == Side::Debit { 0 } else { 1 }] += amount;
+            a.version = at.version;
+        }
+        self.entries.push(EntryRow {
+            account: leg.account.as_str().to_owned(),
+            effective_at,
+            version: at.version,
+            leg: i as i32,
+            transfer_id: id,
+            side: leg.side,
+            amount,
+            recorded_at: at.recorded_at,
+        });
+        let volume = self
+            .volumes
+            .entry((leg.account.as_str().to_owned(), effective_at.date_naive()))
+            .or_insert_with(|| (leg.currency.as_str().to_owned(), 0, 0, 0));
+        match leg.side {
+            Side::Debit => volume.1 += amount,
+            Side::Credit => volume.2 += amount,
+        }
+        volume.3 += 1;
+    }
+
+    fn apply(&mut self, v: i64, recorded: DateTime<Utc>, event: Event) {
+        let at = At {
+            version: v,
+            recorded_at: recorded,
+        };
+        match event {
+            Event::LedgerCreated { name, created_at } => {
+                self.name = name;
+                self.created_at = Some(created_at);
+            }
+            Event::AccountOpened {
+                code,
+                account_type,
+                currency,
+                limits,
+                metadata,
+            } => {
+                self.accounts.insert(
+                    code.as_str().to_owned(),
+                    AccountRow {
+                        account_type: json_str(&account_type),
+                        normal: account_type.normal_side(),
+                        currency: currency.code.as_str().to_owned(),
+                        scale: i16::from(currency.scale),
+                        status: "open",
+                        floor: limits.floor,
+                        ceiling: limits.ceiling,
+                        metadata: serde_json::to_value(&metadata).unwrap_or_default(),
+                        totals: [0; 4],
+                        version: v,
+                    },
+                );
+            }
+            Event::AccountFrozen { code } => self.status(code.as_str(), "frozen", v),
+            Event::AccountUnfrozen { code } => self.status(code.as_str(), "open", v),
+            Event::AccountClosed { code } => self.status(code.as_str(), "closed", v),
+            Event::AccountLimitsChanged { code, limits } => {
+                if let Some(a) = self.account(code.as_str()) {
+                    a.floor = limits.floor;
+                    a.ceiling = limits.ceiling;
+                    a.version = v;
+                }
+            }
+            Event::AccountMetadataChanged { code, metadata } => {
+                if let Some(a) = self.account(code.as_str()) {
+                    a.metadata = serde_json::to_value(&metadata).unwrap_or_default();
+                    a.version = v;
+                }
+            }
+            Event::TransferPosted {
+                transfer,
+                recorded_at,
+                correction,
+            } => {
+                let effective_at = transfer.effective_at.unwrap_or(recorded_at);
+                let id = transfer.id.0;
+                for (i, leg) in transfer.legs.iter().enumerate() {
+                    self.post(&at, id, i, leg, leg.amount.get(), effective_at);
+                }
+                let amounts: Vec<Amount> = transfer.legs.iter().map(|l| l.amount).collect();
+                self.transfers.insert(
+                    id,
+                    TransferRow {
+                        status: "posted",
+                        posted: Some(serde_json::to_value(amounts).unwrap_or_default()),
+                        effective_at,
+                        recorded_at: recorded,
+                        expires_at: None,
+                        description: transfer.description.clone(),
+                        metadata: serde_json::to_value(&transfer.metadata).unwrap_or_default(),
+                        reverses: None,
+                        corrects: correction.as_ref().map(|c| c.of.0),
+                        reason: correction.as_ref().map(|c| c.reason.as_str().to_owned()),
+                        reversed_by: None,
+                        created_version: v,
+                        version: v,
+                        legs: transfer.legs,
+                    },
+                );
+            }
+            Event::TransferReserved {
+                transfer,
+                recorded_at,
+                expires_at,
+            } => {
+                for leg in &transfer.legs {
+                    self.pending(leg, leg.amount.get(), v);
+                }
+                self.transfers.insert(
+                    transfer.id.0,
+                    TransferRow {
+                        status: "pending",
+                        posted: None,
+                        effective_at: transfer.effective_at.unwrap_or(recorded_at),
+                        recorded_at: recorded,
+                        expires_at: Some(expires_at),
+                        description: transfer.description.clone(),
+                        metadata: serde_json::to_value(&transfer.metadata).unwrap_or_default(),
+                        reverses: None,
+                        corrects: None,
+                        reason: None,
+                        reversed_by: None,
+                        created_version: v,
+                        version: v,
+                        legs: transfer.legs,
+                    },
+                );
+            }
+            Event::PendingTransferPosted {
+                id,
+                amounts,
+                effective_at,
+                ..
+            } => {
+                let Some(legs) = self.transfers.get(&id.0).map(|t| t.legs.clone()) else {
+                    return;
+                };
+                for (i, (leg, amount)) in legs.iter().zip(&amounts).enumerate() {
+                    self.pending(leg, -leg.amount.get(), v);
+                    self.post(&at, id.0, i, leg, amount.get(), effective_at);
+                }
+                if let Some(t) = self.transfers.get_mut(&id.0) {
+                    t.status = "posted";
+                    t.posted = Some(serde_json::to_value(&amounts).unwrap_or_default());
+                    t.effective_at = effective_at;
+                    t.version = v;
+                }
+            }
+            Event::PendingTransferVoided { id, .. } => self.release(id.0, "voided", v),
+            Event::PendingTransferExpired { id, .. } => self.release(id.0, "expired", v),
+            Event::TransferReversed {
+                reversal,
+                legs,
+                effective_at,
+                ..
+            } => {
+                let id = reversal.id.0;
+                for (i, leg) in legs.iter().enumerate() {
+                    self.post(&at, id, i, leg, leg.amount.get(), effective_at);
+                }
+                if let Some(original) = self.transfers.get_mut(&reversal.original.0) {
+                    original.status = "reversed";
+                    original.reversed_by = Some(id);
+                    original.version = v;
+                }
+                let amounts: Vec<Amount> = legs.iter().map(|l| l.amount).collect();
+                self.transfers.insert(
+                    id,
+                    TransferRow {
+                        status: "posted",
+                        posted: Some(serde_json::to_value(amounts).unwrap_or_default()),
+                        effective_at,
+                        recorded_at: recorded,
+                        expires_at: None,
+                        description: String::new(),
+                        metadata: serde_json::json!({}),
+                        reverses: Some(reversal.original.0),
+                        corrects: None,
+                        reason: Some(reversal.reason.as_str().to_owned()),
+                        reversed_by: None,
+                        created_version: v,
+                        version: v,
+                        legs,
+                    },
+                );
+            }
+            Event::PeriodClosed { through, .. } => self.closed_through = Some(through),
+        }
+    }
+
+    fn status(&mut self, code: &str, status: &'static str, v: i64) {
+        if let Some(a) = self.account(code) {
+            a.status = status;
+            a.version = v;
+        }
+    }
+
+    fn release(&mut self, id: Uuid, status: &'static str, v: i64) {
+        let Some(legs) = self.transfers.get(&id).map(|t| t.legs.clone()) else {
+            return;
+        };
+        for leg in &legs {
+            self.pending(leg, -leg.amount.get(), v);
+        }
+        if let Some(t) = self.transfers.get_mut(&id) {
+            t.status = status;
+            t.version = v;
+        }
+    }
+}
+
+/// Projects one ledger's whole stream into the empty tables of `schema`. Returns the events applied.
+pub async fn project_ledger(
+    pool: &PgPool,
+    store: &EventStore,
+    schema: &str,
+    ledger: &str,
+) -> Result<u64, ProjectionError> {
+    let mut fold = Fold::default();
+    loop {
+        let page = store
+            .read_stream(ledger, fold.version, MAX_READ_LIMIT)
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        let full = page.len() as i64 == MAX_READ_LIMIT;
+        for e in page {
+            let envelope = Envelope {
+                event_type: &e.event_type,
+                schema_version: e.schema_version,
+                recorded_at: e.recorded_at,
+            };
+            let event =
+                Event::decode(envelope, e.payload).map_err(|err| ProjectionError::Undecodable {
+                    ledger: ledger.to_owned(),
+                    version: e.version,
+                    reason: err.to_string(),
+                })?;
+            fold.apply(e.version, e.recorded_at, event);
+            fold.version = e.version;
+            fold.position = e.position;
+        }
+        if !full {
+            break;
+        }
+    }
+    if fold.version == 0 {
+        return Ok(0);
+    }
+    write(pool, schema, ledger, fold).await
+}
+
+async fn write(
+    pool: &PgPool,
+    schema: &str,
+    ledger: &str,
+    fold: Fold,
+) -> Result<u64, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!("set local search_path to {schema}, public"))
+        .execute(&mut *tx)
+        .await?;
+    if let Some(created_at) = fold.created_at {
+        sqlx::query("insert into ledgers (ledger_id, name, created_at, closed_through, version) values ($1, $2, $3, $4, $5)")
+            .bind(ledger)
+            .bind(&fold.name)
+            .bind(created_at)
+            .bind(fold.closed_through)
+            .bind(fold.version)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let accounts: Vec<(&String, &AccountRow)> = fold.accounts.iter().collect();
+    for chunk in accounts.chunks(CHUNK) {
+        let col = |f: &dyn Fn(&AccountRow) -> String| {
+            chunk.iter().map(|(_, a)| f(a)).collect::<Vec<String>>()
+        };
+        sqlx::query(
+            "insert into accounts (ledger_id, code, account_type, normal_side, currency, scale, status, floor, ceiling, \
+             metadata, debits_posted, credits_posted, debits_pending, credits_pending, version) \
+             select $1, code, account_type, normal_side, currency, scale, status, floor::numeric, ceiling::numeric, \
+                    metadata, dp::numeric, cp::numeric, dr::numeric, cr::numeric, version \
+             from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::text[], $8::text[], $9::text[], \
+                         $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int8[]) \
+                  as t(code, account_type, normal_side, currency, scale, status, floor, ceiling, metadata, dp, cp, dr, cr, version)",
+        )
+        .bind(ledger)
+        .bind(chunk.iter().map(|(c, _)| (*c).clone()).collect::<Vec<_>>())
+        .bind(col(&|a| a.account_type.clone()))
+        .bind(col(&|a| side(a.normal).to_owned()))
+        .bind(col(&|a| a.currency.clone()))
+        .bind(chunk.iter().map(|(_, a)| a.scale).collect::<Vec<_>>())
+        .bind(col(&|a| a.status.to_owned()))
+        .bind(chunk.iter().map(|(_, a)| a.floor.map(|f| f.to_string())).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, a)| a.ceiling.map(|f| f.to_string())).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, a)| a.metadata.clone()).collect::<Vec<_>>())
+        .bind(col(&|a| a.totals[0].to_string()))
+        .bind(col(&|a| a.totals[1].to_string()))
+        .bind(col(&|a| a.totals[2].to_string()))
+        .bind(col(&|a| a.totals[3].to_string()))
+        .bind(chunk.iter().map(|(_, a)| a.version).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    let transfers: Vec<(&Uuid, &TransferRow)> = fold.transfers.iter().collect();
+    for chunk in transfers.chunks(CHUNK) {
+        sqlx::query(
+            "insert into transfers (ledger_id, transfer_id, status, legs, posted_amounts, effective_at, recorded_at, \
+             expires_at, description, metadata, reverses, corrects, reason, reversed_by, created_version, version) \
+             select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], \
+                    $7::timestamptz[], $8::timestamptz[], $9::text[], $10::jsonb[], $11::uuid[], $12::uuid[], $13::text[], \
+                    $14::uuid[], $15::int8[], $16::int8[])",
+        )
+        .bind(ledger)
+        .bind(chunk.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.status.to_owned()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| serde_json::to_value(&t.legs).unwrap_or_default()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.posted.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.effective_at).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.recorded_at).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.expires_at).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.description.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.metadata.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.reverses).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.corrects).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.reason.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.reversed_by).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.created_version).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, t)| t.version).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    // Running balances in business-time order, per account, exactly as the incremental path keeps them.
+    let mut entries = fold.entries;
+    entries.sort_by(|a, b| {
+        (&a.account, a.effective_at, a.version, a.leg).cmp(&(
+            &b.account,
+            b.effective_at,
+            b.version,
+            b.leg,
+        ))
+    });
+    let mut balances = Vec::with_capacity(entries.len());
+    let mut running = 0i128;
+    for (i, e) in entries.iter().enumerate() {
+        if i == 0 || entries[i - 1].account != e.account {
+            running = 0;
+        }
+        let normal = fold
+            .accounts
+            .get(&e.account)
+            .map_or(Side::Debit, |a| a.normal);
+        running += if e.side == normal {
+            e.amount
+        } else {
+            -e.amount
+        };
+        balances.push(running.to_string());
+    }
+    for (chunk, balances) in entries.chunks(CHUNK).zip(balances.chunks(CHUNK)) {
+        sqlx::query(
+            "insert into entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
+             balance_after, recorded_at) \
+             select $1, account, effective_at, version, leg, transfer_id, side, amount::numeric, balance::numeric, recorded_at \
+             from unnest($2::text[], $3::timestamptz[], $4::int8[], $5::int4[], $6::uuid[], $7::text[], $8::text[], \
+                         $9::text[], $10::timestamptz[]) \
+                  as t(account, effective_at, version, leg, transfer_id, side, amount, balance, recorded_at)",
+        )
+        .bind(ledger)
+        .bind(chunk.iter().map(|e| e.account.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.effective_at).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.version).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.leg).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.transfer_id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| side(e.side).to_owned()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.amount.to_string()).collect::<Vec<_>>())
+        .bind(balances.to_vec())
+        .bind(chunk.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    let volumes: Vec<_> = fold.volumes.into_iter().collect();
+    for chunk in volumes.chunks(CHUNK) {
+        sqlx::query(
+            "insert into daily_volumes (ledger_id, account, day, currency, debits, credits, entries) \
+             select $1, account, day, currency, debits::numeric, credits::numeric, entries \
+             from unnest($2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
+                  as t(account, day, currency, debits, credits, entries)",
+        )
+        .bind(ledger)
+        .bind(chunk.iter().map(|((a, _), _)| a.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|((_, d), _)| *d).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, v)| v.0.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, v)| v.1.to_string()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, v)| v.2.to_string()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, v)| v.3).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("insert into checkpoints (projection, ledger_id, version, position) values ($1, $2, $3, $4)")
+        .bind(PROJECTION)
+        .bind(ledger)
+        .bind(fold.version)
+        .bind(fold.position)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(fold.version as u64)
+}

@@ -25,10 +25,15 @@ pub async fn connect_and_migrate(url: &str) -> anyhow::Result<PgPool> {
         .await
         .with_context(|| format!("reach PostgreSQL at {}", redact(url)))?
     {
-        sqlx::Postgres::create_database(url).await.context("create the database")?;
+        sqlx::Postgres::create_database(url)
+            .await
+            .context("create the database")?;
     }
     let pool = connect(url).await?;
-    tally_eventstore::MIGRATOR.run(&pool).await.context("apply migrations")?;
+    tally_eventstore::MIGRATOR
+        .run(&pool)
+        .await
+        .context("apply migrations")?;
     Ok(pool)
 }
 
@@ -50,7 +55,10 @@ fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

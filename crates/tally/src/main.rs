@@ -1,6 +1,7 @@
 //! `tally`: one binary whose subcommands run each role of the service and the operator tooling.
 
 mod db;
+mod roles;
 mod tooling;
 
 use clap::{Parser, Subcommand};
@@ -21,9 +22,13 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// `CommandApi` is the role's name (`tally command-api`), not a stutter of the enum's.
+#[allow(clippy::enum_variant_names)]
 enum Command {
     /// Run every role in one process (the single-machine deployment).
     All,
+    /// Run the command API: the write side over HTTPS (migrates first).
+    CommandApi,
     /// Create the database if needed and apply pending migrations.
     Migrate,
     /// Print a ledger's events as NDJSON, oldest first.
@@ -49,16 +54,22 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::All => {
             let pool = db::connect_and_migrate(&cli.database_url).await?;
-            tracing::info!("migrations applied; no serving roles are built yet");
-            drop(pool);
-            Ok(())
+            roles::all(pool).await
+        }
+        Command::CommandApi => {
+            let pool = db::connect_and_migrate(&cli.database_url).await?;
+            roles::command_api(pool).await
         }
         Command::Migrate => {
             db::connect_and_migrate(&cli.database_url).await?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Events { ledger, after, limit } => {
+        Command::Events {
+            ledger,
+            after,
+            limit,
+        } => {
             let pool = db::connect(&cli.database_url).await?;
             tooling::print_events(&pool, &ledger, after, limit).await
         }

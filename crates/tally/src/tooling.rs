@@ -5,7 +5,12 @@ use sqlx::PgPool;
 use std::io::Write;
 use tally_eventstore::{EventStore, VerifyReport};
 
-pub async fn print_events(pool: &PgPool, ledger: &str, after: i64, limit: i64) -> anyhow::Result<()> {
+pub async fn print_events(
+    pool: &PgPool,
+    ledger: &str,
+    after: i64,
+    limit: i64,
+) -> anyhow::Result<()> {
     let store = EventStore::new(pool.clone());
     let events = store
         .read_stream(ledger, after, limit)
@@ -24,7 +29,12 @@ pub async fn verify(pool: &PgPool, ledger: Option<&str>) -> anyhow::Result<bool>
     let store = EventStore::new(pool.clone());
     let ledgers = match ledger {
         Some(l) => vec![l.to_owned()],
-        None => store.list_streams().await?.into_iter().map(|s| s.stream_id).collect(),
+        None => store
+            .list_streams()
+            .await?
+            .into_iter()
+            .map(|s| s.stream_id)
+            .collect(),
     };
     let mut all_intact = true;
     for ledger in ledgers {
@@ -35,16 +45,23 @@ pub async fn verify(pool: &PgPool, ledger: Option<&str>) -> anyhow::Result<bool>
         all_intact &= report.is_intact();
         match report {
             VerifyReport::Intact { version, head_hash } => {
-                println!("{ledger}: intact through version {version}, head {}", hex::encode(head_hash))
+                println!(
+                    "{ledger}: intact through version {version}, head {}",
+                    hex::encode(head_hash)
+                )
             }
-            VerifyReport::TamperedEvent { version } => println!("{ledger}: TAMPERED at version {version}"),
+            VerifyReport::TamperedEvent { version } => {
+                println!("{ledger}: TAMPERED at version {version}")
+            }
             VerifyReport::MissingEvent { expected_version } => {
                 println!("{ledger}: MISSING event at version {expected_version}")
             }
             VerifyReport::HeadMismatch {
                 head_version,
                 last_version,
-            } => println!("{ledger}: HEAD MISMATCH (head {head_version}, last event {last_version})"),
+            } => {
+                println!("{ledger}: HEAD MISMATCH (head {head_version}, last event {last_version})")
+            }
         }
     }
     Ok(all_intact)

@@ -11,7 +11,7 @@ use lapin::{BasicProperties, Channel};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::time::Duration;
 use tally_eventstore::{EventStore, StoreError};
 
@@ -75,15 +75,12 @@ impl Relay {
         let mut shutdown = pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                result = self.session() => match result {
-                    Ok(()) => backoff = Duration::from_millis(100),
-                    Err(error) => {
-                        tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "relay session ended; reconnecting");
-                        metrics::counter!("tally_relay_reconnects_total").increment(1);
-                    }
-                },
+            match self.session(shutdown.as_mut()).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "relay session ended; reconnecting");
+                    metrics::counter!("tally_relay_reconnects_total").increment(1);
+                }
             }
             tokio::select! {
                 _ = &mut shutdown => return,
@@ -93,8 +90,12 @@ impl Relay {
         }
     }
 
-    /// One session: wait for the lock, connect, publish until something fails.
-    async fn session(&self) -> Result<(), RelayError> {
+    /// One session: wait for the lock, connect, publish until something fails (an error) or `shutdown`
+    /// completes (`Ok`, after the page in flight is confirmed and checkpointed).
+    async fn session(
+        &self,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), RelayError> {
         // A dedicated connection holds the advisory lock; if it dies the lock goes with it and a standby
         // takes over, so the checkpoint is written through it too.
         let mut lock = PgConnection::connect_with(&self.pool.connect_options()).await?;
@@ -107,7 +108,10 @@ impl Relay {
             if acquired {
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
         tracing::info!(relay = %self.config.name, "relay is active");
         let connection = connect(&self.config.amqp).await?;
@@ -128,6 +132,10 @@ impl Relay {
                 tokio::select! {
                     n = listener.recv() => { n?; }
                     _ = tokio::time::sleep(self.config.idle_poll) => {}
+                    _ = &mut shutdown => {
+                        let _ = connection.close(200, "shutting down").await;
+                        return Ok(());
+                    }
                 }
                 continue;
             };

@@ -11,7 +11,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use sqlx::PgPool;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::time::Duration;
 use tally_eventstore::EventStore;
 use tally_messaging::{AmqpConfig, EventBatch, connect, declare_events_exchange};
@@ -65,13 +65,11 @@ impl Projector {
         let mut shutdown = pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                result = self.session() => {
-                    if let Err(error) = result {
-                        tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "projector session ended; reconnecting");
-                        metrics::counter!("tally_projector_reconnects_total").increment(1);
-                    }
+            match self.session(shutdown.as_mut()).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "projector session ended; reconnecting");
+                    metrics::counter!("tally_projector_reconnects_total").increment(1);
                 }
             }
             tokio::select! {
@@ -82,7 +80,12 @@ impl Projector {
         }
     }
 
-    async fn session(&self) -> Result<(), ProjectionError> {
+    /// Consumes until an error, or until `shutdown` completes (`Ok`, after the message in hand is
+    /// committed and acked).
+    async fn session(
+        &self,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), ProjectionError> {
         let schema = self.config.schema.as_str();
         catch_up_all(&self.pool, &self.store, schema, &mut |_| {}).await?;
         let connection = connect(&self.config.amqp).await?;
@@ -128,7 +131,9 @@ impl Projector {
         loop {
             tokio::select! {
                 delivery = deliveries.next() => {
-                    let Some(delivery) = delivery else { return Ok(()) };
+                    let Some(delivery) = delivery else {
+                        return Err(ProjectionError::Broker(lapin::Error::InvalidChannelState(lapin::ChannelState::Closed)));
+                    };
                     let delivery = delivery?;
                     match serde_json::from_slice::<EventBatch>(&delivery.data) {
                         Ok(batch) => {
@@ -143,6 +148,10 @@ impl Projector {
                         }
                     }
                     delivery.ack(BasicAckOptions::default()).await?;
+                }
+                _ = &mut shutdown => {
+                    let _ = connection.close(200, "shutting down").await;
+                    return Ok(());
                 }
                 _ = sweep.tick() => {
                     catch_up_all(&self.pool, &self.store, schema, &mut |_| {}).await?;

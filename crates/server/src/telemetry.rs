@@ -3,12 +3,13 @@
 use tracing_subscriber::EnvFilter;
 
 /// Filter used when `RUST_LOG` is unset or invalid.
-pub const DEFAULT_FILTER: &str = "info";
+// PostgreSQL notices ("relation already exists, skipping") are expected on every start; they are noise.
+pub const DEFAULT_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
 /// Installs the global tracing subscriber, once; later calls (and a subscriber installed by someone else
 /// first, e.g. a test harness) leave the existing one in place.
 ///
-/// - `RUST_LOG` filters (default `info`); an invalid value falls back to the default, with a warning.
+/// - `RUST_LOG` filters (default `info`, with PostgreSQL notices at `warn`); an invalid value falls back to the default, with a warning.
 /// - `TALLY_LOG_FORMAT=json` writes one JSON object per line, with the fields of the current span (for
 ///   requests: `http.method`, `http.route`, `request_id`) so each line stands alone; anything else writes
 ///   human-readable lines.

@@ -1,6 +1,7 @@
 //! `tally`: one binary whose subcommands run each role of the service and the operator tooling.
 
 mod db;
+mod projections;
 mod roles;
 mod tooling;
 
@@ -29,6 +30,13 @@ enum Command {
     All,
     /// Run the command API: the write side over HTTPS (migrates first).
     CommandApi,
+    /// Run the outbox relay: publish committed events to RabbitMQ.
+    Relay,
+    /// Run the projector: keep the read models from the event stream.
+    Projector,
+    /// Inspect and rebuild the read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
     /// Create the database if needed and apply pending migrations.
     Migrate,
     /// Print a ledger's events as NDJSON, oldest first.
@@ -47,6 +55,16 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Each ledger's projected version against the store's, and the lag between them.
+    Status,
+    /// Build fresh read models from the event store and swap them in (blue/green).
+    Rebuild,
+    /// Compare the live read models with a fresh projection; exit code 2 if they differ.
+    Verify,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tally_server::telemetry::init();
@@ -59,6 +77,27 @@ async fn main() -> anyhow::Result<()> {
         Command::CommandApi => {
             let pool = db::connect_and_migrate(&cli.database_url).await?;
             roles::command_api(pool).await
+        }
+        Command::Relay => {
+            let pool = db::connect_and_migrate(&cli.database_url).await?;
+            roles::relay(pool).await
+        }
+        Command::Projector => {
+            let pool = db::connect_and_migrate(&cli.database_url).await?;
+            roles::projector(pool).await
+        }
+        Command::Projections(command) => {
+            let pool = db::connect_and_migrate(&cli.database_url).await?;
+            match command {
+                ProjectionsCommand::Status => projections::status(&pool).await,
+                ProjectionsCommand::Rebuild => projections::rebuild(&pool).await,
+                ProjectionsCommand::Verify => {
+                    if !projections::verify(&pool).await? {
+                        std::process::exit(2);
+                    }
+                    Ok(())
+                }
+            }
         }
         Command::Migrate => {
             db::connect_and_migrate(&cli.database_url).await?;

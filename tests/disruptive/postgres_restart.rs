@@ -18,7 +18,14 @@ fn restart_postgres() {
         .next()
         .expect("one cluster version");
     let status = Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &version, "main", "restart", "--mode", "immediate"])
+        .args([
+            "--skip-systemctl-redirect",
+            &version,
+            "main",
+            "restart",
+            "--mode",
+            "immediate",
+        ])
         .status()
         .expect("pg_ctlcluster runs");
     assert!(status.success(), "restart failed");
@@ -47,7 +54,10 @@ fn transfer(n: u128) -> CommandKind {
     };
     CommandKind::RecordTransfer(TransferSpec {
         id: TransferId(Uuid::from_u128(n)),
-        legs: vec![leg("equity:capital", Side::Credit), leg("assets:cash", Side::Debit)],
+        legs: vec![
+            leg("equity:capital", Side::Credit),
+            leg("assets:cash", Side::Debit),
+        ],
         effective_at: None,
         description: String::new(),
         metadata: Metadata::default(),
@@ -63,7 +73,9 @@ async fn a_postgres_restart_loses_no_acknowledged_transfer_and_doubles_none(pool
     let ledger = LedgerId::parse("main").expect("valid");
     let usd = Currency::new(CurrencyCode::parse("USD").expect("valid"), 2).expect("valid");
     for kind in [
-        CommandKind::CreateLedger { name: "main".into() },
+        CommandKind::CreateLedger {
+            name: "main".into(),
+        },
         CommandKind::OpenAccount {
             code: AccountCode::parse("equity:capital").expect("valid"),
             account_type: AccountType::Equity,
@@ -79,12 +91,17 @@ async fn a_postgres_restart_loses_no_acknowledged_transfer_and_doubles_none(pool
             metadata: Metadata::default(),
         },
     ] {
-        assert!(matches!(writers.submit(&ledger, sub(kind)).await, Ok(Ok(_))));
+        assert!(matches!(
+            writers.submit(&ledger, sub(kind)).await,
+            Ok(Ok(_))
+        ));
     }
 
     let restarter = tokio::spawn(async {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        tokio::task::spawn_blocking(restart_postgres).await.expect("restart task");
+        tokio::task::spawn_blocking(restart_postgres)
+            .await
+            .expect("restart task");
     });
     let mut acknowledged = 0u32;
     let mut retries = 0u32;
@@ -107,12 +124,23 @@ async fn a_postgres_restart_loses_no_acknowledged_transfer_and_doubles_none(pool
     }
     restarter.await.expect("restarter");
     assert_eq!(acknowledged, 400);
-    assert!(retries > 0, "the restart should have interrupted some submissions");
-    let stored: i64 = sqlx::query_scalar("select count(*) from events where stream_id = 'main' and transfer_id is not null")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    assert!(
+        retries > 0,
+        "the restart should have interrupted some submissions"
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "select count(*) from events where stream_id = 'main' and transfer_id is not null",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
     assert_eq!(stored, 400, "each transfer stored exactly once");
-    assert!(store.verify_stream("main").await.expect("verify").is_intact());
+    assert!(
+        store
+            .verify_stream("main")
+            .await
+            .expect("verify")
+            .is_intact()
+    );
     writers.shutdown().await;
 }

@@ -20,7 +20,9 @@ pub enum ParseError {
     Limits,
     #[error("invalid metadata: {reason}")]
     Metadata { reason: String },
-    #[error("ledger ids are 1 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit")]
+    #[error(
+        "ledger ids are 1 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+    )]
     LedgerId,
     #[error("reason codes are 1 to 64 characters of a-z, 0-9, '_' and '-'")]
     ReasonCode,

@@ -13,9 +13,16 @@ pub struct LedgerId(String);
 impl LedgerId {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let ok = (1..=64).contains(&s.len())
-            && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if ok { Ok(Self(s.to_owned())) } else { Err(ParseError::LedgerId) }
+            && s.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ParseError::LedgerId)
+        }
     }
 
     pub fn as_str(&self) -> &str {

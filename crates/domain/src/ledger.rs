@@ -143,11 +143,22 @@ impl Ledger {
         }
     }
 
-    fn record(&mut self, id: TransferId, mut record: TransferRecord) {
-        record.outcome = TransferOutcome {
+    /// Remembers a new transfer with the answer it gets: the balances right after its own event.
+    fn record(&mut self, id: TransferId, new: NewRecord) {
+        let outcome = TransferOutcome {
             transfer_id: id,
-            status: record.status,
-            balances: self.balances_of(&record.legs),
+            status: new.status,
+            balances: self.balances_of(&new.legs),
+        };
+        let record = TransferRecord {
+            request: new.request,
+            legs: new.legs,
+            posted: new.posted,
+            status: new.status,
+            effective_at: new.effective_at,
+            recorded_at: new.recorded_at,
+            expires_at: new.expires_at,
+            outcome,
         };
         self.transfers.insert(id, record);
     }
@@ -241,7 +252,7 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
             };
             ledger.record(
                 transfer.id,
-                TransferRecord {
+                NewRecord {
                     request,
                     legs: transfer.legs.clone(),
                     posted: Some(transfer.legs.iter().map(|l| l.amount).collect()),
@@ -249,7 +260,6 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
                     effective_at: transfer.effective_at.unwrap_or(*recorded_at),
                     recorded_at: *recorded_at,
                     expires_at: None,
-                    outcome: placeholder_outcome(transfer.id),
                 },
             );
         }
@@ -266,7 +276,7 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
             );
             ledger.record(
                 transfer.id,
-                TransferRecord {
+                NewRecord {
                     request: TransferRequest::Transfer(transfer.clone()),
                     legs: transfer.legs.clone(),
                     posted: None,
@@ -274,7 +284,6 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
                     effective_at: transfer.effective_at.unwrap_or(*recorded_at),
                     recorded_at: *recorded_at,
                     expires_at: Some(*expires_at),
-                    outcome: placeholder_outcome(transfer.id),
                 },
             );
         }
@@ -313,7 +322,7 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
             }
             ledger.record(
                 reversal.id,
-                TransferRecord {
+                NewRecord {
                     request: TransferRequest::Reversal(reversal.clone()),
                     legs: legs.clone(),
                     posted: Some(legs.iter().map(|l| l.amount).collect()),
@@ -321,7 +330,6 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
                     effective_at: *effective_at,
                     recorded_at: *recorded_at,
                     expires_at: None,
-                    outcome: placeholder_outcome(reversal.id),
                 },
             );
         }
@@ -339,10 +347,13 @@ fn release(ledger: &mut Ledger, id: &TransferId, status: TransferStatus) {
     }
 }
 
-fn placeholder_outcome(id: TransferId) -> TransferOutcome {
-    TransferOutcome {
-        transfer_id: id,
-        status: TransferStatus::Posted,
-        balances: Vec::new(),
-    }
+/// A transfer record before its outcome is known.
+struct NewRecord {
+    request: TransferRequest,
+    legs: Vec<LegSpec>,
+    posted: Option<Vec<Amount>>,
+    status: TransferStatus,
+    effective_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
 }

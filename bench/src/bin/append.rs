@@ -52,6 +52,9 @@ struct Args {
     /// The writer's `snapshot_every` (events between snapshots); default: the writer's own default.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: Option<u64>,
+    /// The writer's `committers` (transactions appending at once); default: the writer's own default.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    committers: Option<u64>,
 }
 
 /// The figures of one run, printed as one JSON line (the field order is the documented one).
@@ -92,6 +95,9 @@ async fn main() -> anyhow::Result<()> {
     let mut config = WriterConfig::default();
     if let Some(every) = args.snapshot_every {
         config.snapshot_every = every;
+    }
+    if let Some(committers) = args.committers {
+        config.committers = committers as usize;
     }
     let writers = Writers::new(store, config);
     let ledgers = create_ledgers(&writers, args.ledgers).await?;

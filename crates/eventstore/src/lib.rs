@@ -1,7 +1,10 @@
 //! `tally-eventstore`: the PostgreSQL event store, a raw layer that knows streams and events but no domain.
 //!
 //! - [`EventStore::append`] writes a batch of events to one stream in one transaction, checked against the
-//!   expected stream version (optimistic concurrency) and chained into the stream's hash chain.
+//!   expected stream version (optimistic concurrency) and chained into the stream's hash chain: one call
+//!   of the SQL function `tally_append` (migration 0005) plus the commit.
+//! - [`EventStore::append_many`] does the same for several streams in one transaction, each with its own
+//!   outcome: the writer's group commit across ledgers.
 //! - [`EventStore::read_stream`] and [`EventStore::read_stream_range`] read one stream in version order;
 //!   [`EventStore::read_all`] follows the global log without ever skipping a late commit.
 //! - [`EventStore::verify_stream`] recomputes a stream's hash chain; [`event_hash`] lets tools do the same on
@@ -21,7 +24,7 @@ pub use error::StoreError;
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
 pub use hash::{EventFields, GENESIS_HASH, canonical_bytes, event_hash};
 pub use snapshot::{KEPT_SNAPSHOTS, Snapshot};
-pub use store::{AppendResult, EventStore, MAX_READ_LIMIT, StreamInfo, append_in_tx};
+pub use store::{AppendResult, EventStore, MAX_READ_LIMIT, StreamAppend, StreamInfo, append_in_tx};
 pub use verify::VerifyReport;
 
 /// The event store's schema migrations (the workspace's `migrations/` folder), embedded at build time.

@@ -31,9 +31,22 @@ impl EventStore {
         schema_version: i32,
         state: &Value,
     ) -> Result<(), StoreError> {
+        self.save_snapshot_json(stream_id, version, schema_version, &state.to_string())
+            .await
+    }
+
+    /// [`EventStore::save_snapshot`] with the state already serialised as JSON text, so a large state is
+    /// written without building a `Value` tree first (the writer serialises off its hot path).
+    pub async fn save_snapshot_json(
+        &self,
+        stream_id: &str,
+        version: i64,
+        schema_version: i32,
+        state: &str,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
-            "insert into snapshots (stream_id, version, schema_version, state) values ($1, $2, $3, $4) \
+            "insert into snapshots (stream_id, version, schema_version, state) values ($1, $2, $3, $4::jsonb) \
              on conflict (stream_id, version) \
              do update set schema_version = excluded.schema_version, state = excluded.state, created_at = now()",
         )

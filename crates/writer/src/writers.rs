@@ -1,5 +1,6 @@
 //! `Writers`: the handle callers submit commands through; one task per active ledger behind it.
 
+use crate::commit::{self, CommitRequest};
 use crate::error::WriteError;
 use crate::task;
 use std::collections::HashMap;
@@ -13,8 +14,10 @@ use tokio::task::JoinHandle;
 /// Limits of the writer. Each bounds memory or latency.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Save a snapshot whenever the stream passes a multiple of this many events, so loading a ledger
-    /// replays at most this many events after its snapshot.
+    /// Events between snapshots, at least. Since the state grows with the stream, a snapshot is also
+    /// spaced by half the state's size (accounts and transfers), so total snapshot work stays linear in
+    /// the stream's length; a load then replays at most `max(snapshot_every, about half the stream)`
+    /// events after its snapshot. Snapshots are serialised and saved off the ledger's task.
     pub snapshot_every: u64,
     /// Most commands decided into one transaction: bounds the transaction's size and the wait of the
     /// first caller in it.
@@ -27,6 +30,10 @@ pub struct WriterConfig {
     /// A ledger's task stops after this long without commands; it is restarted on demand, so idle or
     /// mistyped ledgers hold no memory.
     pub idle_timeout: Duration,
+    /// Transactions appending at once, each carrying the ready batches of any number of ledgers (at most
+    /// `max_batch_items` events, beyond one ledger's batch). More than one so the next group starts while
+    /// one commits; few, because each holds a connection and two cores gain nothing from more.
+    pub committers: usize,
 }
 
 impl Default for WriterConfig {
@@ -37,6 +44,7 @@ impl Default for WriterConfig {
             queue_capacity: 10_000,
             max_retries: 16,
             idle_timeout: Duration::from_secs(300),
+            committers: 2,
         }
     }
 }
@@ -86,7 +94,14 @@ struct Registry {
     closed: bool,
     senders: HashMap<LedgerId, mpsc::Sender<Job>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Where ledger tasks send decided batches; started with the first ledger task.
+    commits: Option<mpsc::Sender<CommitRequest>>,
+    committers: Vec<JoinHandle<()>>,
 }
+
+/// Decided batches waiting for a committer. Each ledger task has at most one in flight, so this only
+/// bounds a burst of many ledgers; a full queue makes ledger tasks wait, never drops a batch.
+const COMMIT_QUEUE: usize = 1_024;
 
 impl Writers {
     pub fn new(store: EventStore, config: WriterConfig) -> Self {
@@ -168,11 +183,28 @@ impl Writers {
         {
             return Ok(sender.clone());
         }
+        let commits = match &registry.commits {
+            Some(commits) => commits.clone(),
+            None => {
+                let (commits, requests) = mpsc::channel(COMMIT_QUEUE);
+                let requests = Arc::new(tokio::sync::Mutex::new(requests));
+                for _ in 0..self.inner.config.committers.max(1) {
+                    registry.committers.push(tokio::spawn(commit::run(
+                        self.inner.store.clone(),
+                        requests.clone(),
+                        self.inner.config.max_batch_items,
+                    )));
+                }
+                registry.commits = Some(commits.clone());
+                commits
+            }
+        };
         let (sender, receiver) = mpsc::channel(self.inner.config.queue_capacity);
         let handle = tokio::spawn(task::run(
             self.inner.store.clone(),
             ledger.clone(),
             self.inner.config.clone(),
+            commits,
             receiver,
         ));
         registry.tasks.retain(|t| !t.is_finished());
@@ -194,17 +226,27 @@ impl Writers {
 
     /// Stops accepting submissions and waits until every accepted one has been answered.
     pub async fn shutdown(&self) {
-        let tasks = match self.inner.ledgers.lock() {
+        let (tasks, committers) = match self.inner.ledgers.lock() {
             Ok(mut registry) => {
                 registry.closed = true;
                 registry.senders.clear();
-                std::mem::take(&mut registry.tasks)
+                // The committers stop once the ledger tasks, the other holders of this sender, are done.
+                registry.commits = None;
+                (
+                    std::mem::take(&mut registry.tasks),
+                    std::mem::take(&mut registry.committers),
+                )
             }
             Err(_) => return,
         };
         for task in tasks {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "a ledger writer task failed");
+            }
+        }
+        for committer in committers {
+            if let Err(e) = committer.await {
+                tracing::error!(error = %e, "a committer task failed");
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Integration tests of the event store against a real PostgreSQL, one fresh database per test.
 
 mod append;
+mod append_many;
 mod concurrency;
 mod immutability;
 mod read_all;

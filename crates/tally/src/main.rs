@@ -37,6 +37,8 @@ enum Command {
     /// Inspect and rebuild the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Print the OpenAPI 3.1 document of the public API.
+    Openapi,
     /// Create the database if needed and apply pending migrations.
     Migrate,
     /// Print a ledger's events as NDJSON, oldest first.
@@ -98,6 +100,11 @@ async fn main() -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Openapi => {
+            let document = tally_command_api::openapi::document();
+            println!("{}", serde_json::to_string_pretty(&document)?);
+            Ok(())
         }
         Command::Migrate => {
             db::connect_and_migrate(&cli.database_url).await?;

@@ -154,6 +154,10 @@ impl Projector {
                     return Ok(());
                 }
                 _ = sweep.tick() => {
+                    if let Ok(rows) = crate::rebuild::status(&self.pool).await {
+                        let behind: i64 = rows.iter().map(|(_, projected, stored)| stored - projected).sum();
+                        metrics::gauge!("tally_projection_lag_events").set(behind as f64);
+                    }
                     catch_up_all(&self.pool, &self.store, schema, &mut |_| {}).await?;
                 }
             }

@@ -144,8 +144,8 @@ impl IntoResponse for ApiError {
 pub fn domain_problem(error: &DomainError) -> Problem {
     let (status, title) = domain_status(error);
     let mut problem = Problem::new(error.code(), status, title).detail(error.to_string());
-    if let Some(field) = field_of(error) {
-        problem = problem.extension("field", field.as_str());
+    if let Some(field) = error.field() {
+        problem = problem.extension("field", field);
     }
     if let DomainError::BatchAborted { failed_index } = error {
         problem = problem.extension("failed_index", *failed_index);
@@ -202,88 +202,14 @@ pub fn domain_status(error: &DomainError) -> (StatusCode, &'static str) {
     }
 }
 
-/// The JSON path a rule names, if any.
-pub fn field_of(error: &DomainError) -> Option<&String> {
-    use DomainError as E;
-    match error {
-        E::LedgerNotFound | E::LedgerAlreadyExists | E::BatchAborted { .. } => None,
-        E::Invalid { field, .. }
-        | E::InvalidAmount { field, .. }
-        | E::InvalidLedgerName { field }
-        | E::AccountAlreadyExists { field, .. }
-        | E::UnknownAccount { field, .. }
-        | E::AccountFrozen { field, .. }
-        | E::AccountClosed { field, .. }
-        | E::InvalidAccountStatus { field, .. }
-        | E::AccountNotEmpty { field, .. }
-        | E::CurrencyScaleMismatch { field, .. }
-        | E::CurrencyMismatch { field, .. }
-        | E::TooFewLegs { field, .. }
-        | E::TooManyLegs { field, .. }
-        | E::DuplicateLeg { field, .. }
-        | E::Unbalanced { field, .. }
-        | E::AmountOverflow { field }
-        | E::LimitExceeded { field, .. }
-        | E::LimitsViolatedByBalance { field, .. }
-        | E::TooLong { field, .. }
-        | E::TransferIdConflict { field, .. }
-        | E::TransferIdReused { field, .. }
-        | E::TransferNotFound { field, .. }
-        | E::TransferNotPending { field, .. }
-        | E::PendingExpired { field, .. }
-        | E::PendingNotExpired { field, .. }
-        | E::InvalidTimeout { field, .. }
-        | E::PostAmountsMismatch { field, .. }
-        | E::PostExceedsPending { field }
-        | E::NotReversible { field, .. }
-        | E::RebookCannotBePending { field }
-        | E::PeriodClosed { field, .. }
-        | E::PeriodAlreadyClosed { field, .. }
-        | E::PeriodInFuture { field } => Some(field),
-    }
-}
-
 /// Renames the field a rule names, for endpoints whose body spells a command's field differently.
-pub fn rename_field(error: DomainError, rename: impl Fn(&str) -> Option<String>) -> DomainError {
-    use DomainError as E;
-    let mut error = error;
-    let field = match &mut error {
-        E::LedgerNotFound | E::LedgerAlreadyExists | E::BatchAborted { .. } => return error,
-        E::Invalid { field, .. }
-        | E::InvalidAmount { field, .. }
-        | E::InvalidLedgerName { field }
-        | E::AccountAlreadyExists { field, .. }
-        | E::UnknownAccount { field, .. }
-        | E::AccountFrozen { field, .. }
-        | E::AccountClosed { field, .. }
-        | E::InvalidAccountStatus { field, .. }
-        | E::AccountNotEmpty { field, .. }
-        | E::CurrencyScaleMismatch { field, .. }
-        | E::CurrencyMismatch { field, .. }
-        | E::TooFewLegs { field, .. }
-        | E::TooManyLegs { field, .. }
-        | E::DuplicateLeg { field, .. }
-        | E::Unbalanced { field, .. }
-        | E::AmountOverflow { field }
-        | E::LimitExceeded { field, .. }
-        | E::LimitsViolatedByBalance { field, .. }
-        | E::TooLong { field, .. }
-        | E::TransferIdConflict { field, .. }
-        | E::TransferIdReused { field, .. }
-        | E::TransferNotFound { field, .. }
-        | E::TransferNotPending { field, .. }
-        | E::PendingExpired { field, .. }
-        | E::PendingNotExpired { field, .. }
-        | E::InvalidTimeout { field, .. }
-        | E::PostAmountsMismatch { field, .. }
-        | E::PostExceedsPending { field }
-        | E::NotReversible { field, .. }
-        | E::RebookCannotBePending { field }
-        | E::PeriodClosed { field, .. }
-        | E::PeriodAlreadyClosed { field, .. }
-        | E::PeriodInFuture { field } => field,
-    };
-    if let Some(renamed) = rename(field) {
+pub fn rename_field(
+    mut error: DomainError,
+    rename: impl Fn(&str) -> Option<String>,
+) -> DomainError {
+    if let Some(field) = error.field_mut()
+        && let Some(renamed) = rename(field)
+    {
         *field = renamed;
     }
     error
@@ -334,7 +260,7 @@ mod tests {
             id: TransferId(uuid::Uuid::nil()),
         };
         let renamed = rename_field(error, |f| (f == "original").then(|| "id".to_owned()));
-        assert_eq!(field_of(&renamed).map(String::as_str), Some("id"));
+        assert_eq!(renamed.field(), Some("id"));
     }
 
     #[test]

@@ -386,44 +386,9 @@ fn check_open_period(
 }
 
 fn prefix_field(mut error: DomainError, prefix: &str) -> DomainError {
-    use DomainError as E;
-    let field = match &mut error {
-        E::Invalid { field, .. }
-        | E::InvalidAmount { field, .. }
-        | E::InvalidLedgerName { field }
-        | E::AccountAlreadyExists { field, .. }
-        | E::UnknownAccount { field, .. }
-        | E::AccountFrozen { field, .. }
-        | E::AccountClosed { field, .. }
-        | E::InvalidAccountStatus { field, .. }
-        | E::AccountNotEmpty { field, .. }
-        | E::CurrencyScaleMismatch { field, .. }
-        | E::CurrencyMismatch { field, .. }
-        | E::TooFewLegs { field, .. }
-        | E::TooManyLegs { field, .. }
-        | E::DuplicateLeg { field, .. }
-        | E::Unbalanced { field, .. }
-        | E::AmountOverflow { field }
-        | E::LimitExceeded { field, .. }
-        | E::LimitsViolatedByBalance { field, .. }
-        | E::TooLong { field, .. }
-        | E::TransferIdConflict { field, .. }
-        | E::TransferIdReused { field, .. }
-        | E::TransferNotFound { field, .. }
-        | E::TransferNotPending { field, .. }
-        | E::PendingExpired { field, .. }
-        | E::PendingNotExpired { field, .. }
-        | E::InvalidTimeout { field, .. }
-        | E::PostAmountsMismatch { field, .. }
-        | E::PostExceedsPending { field }
-        | E::NotReversible { field, .. }
-        | E::RebookCannotBePending { field }
-        | E::PeriodClosed { field, .. }
-        | E::PeriodAlreadyClosed { field, .. }
-        | E::PeriodInFuture { field } => field,
-        E::LedgerNotFound | E::LedgerAlreadyExists | E::BatchAborted { .. } => return error,
-    };
-    field.insert_str(0, prefix);
+    if let Some(field) = error.field_mut() {
+        field.insert_str(0, prefix);
+    }
     error
 }
 

@@ -169,7 +169,61 @@ pub enum DomainError {
     BatchAborted { failed_index: usize },
 }
 
+/// Matches every rule that names a field (binding it to `$f`), and the few that do not; the one place
+/// that lists them, so a new rule cannot be forgotten by `field` and `field_mut`.
+macro_rules! match_field {
+    ($error:expr, $f:ident => $named:expr, _ => $unnamed:expr) => {{
+        use DomainError as E;
+        match $error {
+            E::Invalid { field: $f, .. }
+            | E::InvalidAmount { field: $f, .. }
+            | E::InvalidLedgerName { field: $f }
+            | E::AccountAlreadyExists { field: $f, .. }
+            | E::UnknownAccount { field: $f, .. }
+            | E::AccountFrozen { field: $f, .. }
+            | E::AccountClosed { field: $f, .. }
+            | E::InvalidAccountStatus { field: $f, .. }
+            | E::AccountNotEmpty { field: $f, .. }
+            | E::CurrencyScaleMismatch { field: $f, .. }
+            | E::CurrencyMismatch { field: $f, .. }
+            | E::TooFewLegs { field: $f, .. }
+            | E::TooManyLegs { field: $f, .. }
+            | E::DuplicateLeg { field: $f, .. }
+            | E::Unbalanced { field: $f, .. }
+            | E::AmountOverflow { field: $f }
+            | E::LimitExceeded { field: $f, .. }
+            | E::LimitsViolatedByBalance { field: $f, .. }
+            | E::TooLong { field: $f, .. }
+            | E::TransferIdConflict { field: $f, .. }
+            | E::TransferIdReused { field: $f, .. }
+            | E::TransferNotFound { field: $f, .. }
+            | E::TransferNotPending { field: $f, .. }
+            | E::PendingExpired { field: $f, .. }
+            | E::PendingNotExpired { field: $f, .. }
+            | E::InvalidTimeout { field: $f, .. }
+            | E::PostAmountsMismatch { field: $f, .. }
+            | E::PostExceedsPending { field: $f }
+            | E::NotReversible { field: $f, .. }
+            | E::RebookCannotBePending { field: $f }
+            | E::PeriodClosed { field: $f, .. }
+            | E::PeriodAlreadyClosed { field: $f, .. }
+            | E::PeriodInFuture { field: $f } => $named,
+            E::LedgerNotFound | E::LedgerAlreadyExists | E::BatchAborted { .. } => $unnamed,
+        }
+    }};
+}
+
 impl DomainError {
+    /// The JSON path of the offending field, for rules that name one.
+    pub fn field(&self) -> Option<&str> {
+        match_field!(self, f => Some(f.as_str()), _ => None)
+    }
+
+    /// The field, to re-root it when a command is nested in a larger request (`rebook.legs[0]`).
+    pub fn field_mut(&mut self) -> Option<&mut String> {
+        match_field!(self, f => Some(f), _ => None)
+    }
+
     /// The stable machine-readable code of the rule, used as the problem `type` at the HTTP edge.
     pub fn code(&self) -> &'static str {
         match self {

@@ -2,8 +2,9 @@
 //! (`read`, or the fresh schema of a rebuild).
 
 use crate::error::ProjectionError;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, Row};
+use std::collections::HashMap;
 use tally_domain::{Event, LegSpec, Side, TransferSpec};
 use uuid::Uuid;
 
@@ -22,6 +23,7 @@ fn side(s: Side) -> &'static str {
 
 pub(crate) async fn apply(
     conn: &mut PgConnection,
+    deltas: &mut Deltas,
     ledger: &str,
     at: &At,
     event: &Event,
@@ -112,6 +114,7 @@ pub(crate) async fn apply(
             for (i, leg) in transfer.legs.iter().enumerate() {
                 post_entry(
                     conn,
+                    deltas,
                     ledger,
                     at,
                     transfer.id.0,
@@ -140,7 +143,7 @@ pub(crate) async fn apply(
             )
             .await?;
             for leg in &transfer.legs {
-                move_pending(conn, ledger, v, leg, leg.amount.get()).await?;
+                deltas.pending(leg, leg.amount.get(), v);
             }
         }
         Event::PendingTransferPosted {
@@ -151,8 +154,19 @@ pub(crate) async fn apply(
         } => {
             let legs = transfer_legs(conn, ledger, id.0).await?;
             for (i, (leg, amount)) in legs.iter().zip(amounts).enumerate() {
-                move_pending(conn, ledger, v, leg, -leg.amount.get()).await?;
-                post_entry(conn, ledger, at, id.0, i, leg, amount.get(), *effective_at).await?;
+                deltas.pending(leg, -leg.amount.get(), v);
+                post_entry(
+                    conn,
+                    deltas,
+                    ledger,
+                    at,
+                    id.0,
+                    i,
+                    leg,
+                    amount.get(),
+                    *effective_at,
+                )
+                .await?;
             }
             sqlx::query(
                 "update transfers set status = 'posted', posted_amounts = $3, effective_at = $4, version = $5 \
@@ -166,9 +180,11 @@ pub(crate) async fn apply(
             .execute(&mut *conn)
             .await?;
         }
-        Event::PendingTransferVoided { id, .. } => release(conn, ledger, v, id.0, "voided").await?,
+        Event::PendingTransferVoided { id, .. } => {
+            release(conn, deltas, ledger, v, id.0, "voided").await?
+        }
         Event::PendingTransferExpired { id, .. } => {
-            release(conn, ledger, v, id.0, "expired").await?
+            release(conn, deltas, ledger, v, id.0, "expired").await?
         }
         Event::TransferReversed {
             reversal,
@@ -205,6 +221,7 @@ pub(crate) async fn apply(
             for (i, leg) in legs.iter().enumerate() {
                 post_entry(
                     conn,
+                    deltas,
                     ledger,
                     at,
                     reversal.id.0,
@@ -308,13 +325,14 @@ async fn transfer_legs(
 
 async fn release(
     conn: &mut PgConnection,
+    deltas: &mut Deltas,
     ledger: &str,
     v: i64,
     id: Uuid,
     status: &str,
 ) -> Result<(), ProjectionError> {
     for leg in transfer_legs(conn, ledger, id).await? {
-        move_pending(conn, ledger, v, &leg, -leg.amount.get()).await?;
+        deltas.pending(&leg, -leg.amount.get(), v);
     }
     sqlx::query(
         "update transfers set status = $3, version = $4 where ledger_id = $1 and transfer_id = $2",
@@ -328,34 +346,12 @@ async fn release(
     Ok(())
 }
 
-async fn move_pending(
-    conn: &mut PgConnection,
-    ledger: &str,
-    v: i64,
-    leg: &LegSpec,
-    delta: i128,
-) -> Result<(), ProjectionError> {
-    let column = match leg.side {
-        Side::Debit => "debits_pending",
-        Side::Credit => "credits_pending",
-    };
-    sqlx::query(&format!(
-        "update accounts set {column} = {column} + $3::numeric, version = $4 where ledger_id = $1 and code = $2"
-    ))
-    .bind(ledger)
-    .bind(leg.account.as_str())
-    .bind(delta.to_string())
-    .bind(v)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Books one posted leg: the account's totals, the statement entry with its running balance (and the
-/// running balance of any entry it was backdated before), and the day's volume.
+/// Books one posted leg: the statement entry with its running balance (and the running balance of any
+/// entry it was backdated before) now; the account's totals and the day's volume into `deltas`.
 #[allow(clippy::too_many_arguments)]
 async fn post_entry(
     conn: &mut PgConnection,
+    deltas: &mut Deltas,
     ledger: &str,
     at: &At,
     transfer_id: Uuid,
@@ -364,55 +360,150 @@ async fn post_entry(
     amount: i128,
     effective_at: DateTime<Utc>,
 ) -> Result<(), ProjectionError> {
-    let column = match leg.side {
-        Side::Debit => ("debits_posted", "debits"),
-        Side::Credit => ("credits_posted", "credits"),
+    let normal = deltas
+        .normal_side(conn, ledger, leg.account.as_str())
+        .await?;
+    let delta = if side(leg.side) == normal {
+        amount
+    } else {
+        -amount
     };
     // One statement: the CTEs share one snapshot, so `later` does not see the row `ins` adds.
-    let sql = format!(
-        "with acc as ( \
-             update accounts set {posted} = {posted} + $5::numeric, version = $3 \
-             where ledger_id = $1 and code = $2 \
-             returning (case when normal_side = $6 then 1 else -1 end) * $5::numeric as delta), \
-         ins as ( \
+    sqlx::query(
+        "with ins as ( \
              insert into entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
                                   balance_after, recorded_at) \
-             select $1, $2, $4, $3, $7, $8, $6, $5::numeric, \
+             select $1, $2, $4, $3, $5, $6, $7, $8::numeric, \
                     coalesce((select balance_after from entries \
-                              where ledger_id = $1 and account = $2 and (effective_at, version, leg) < ($4, $3, $7) \
-                              order by effective_at desc, version desc, leg desc limit 1), 0) + acc.delta, \
-                    $9 \
-             from acc returning 1), \
-         later as ( \
-             update entries set balance_after = balance_after + (select delta from acc) \
-             where ledger_id = $1 and account = $2 and (effective_at, version, leg) > ($4, $3, $7)), \
-         vol as ( \
-             insert into daily_volumes (ledger_id, account, day, currency, {volume}, entries) \
-             values ($1, $2, ($4 at time zone 'UTC')::date, $10, $5::numeric, 1) \
-             on conflict (ledger_id, account, day) do update \
-             set {volume} = daily_volumes.{volume} + excluded.{volume}, entries = daily_volumes.entries + 1) \
-         select count(*) from ins",
-        posted = column.0,
-        volume = column.1,
-    );
-    let inserted: i64 = sqlx::query_scalar(&sql)
-        .bind(ledger)
-        .bind(leg.account.as_str())
-        .bind(at.version)
-        .bind(effective_at)
-        .bind(amount.to_string())
-        .bind(side(leg.side))
-        .bind(leg_index as i32)
-        .bind(transfer_id)
-        .bind(at.recorded_at)
-        .bind(leg.currency.as_str())
-        .fetch_one(conn)
-        .await?;
-    if inserted != 1 {
-        return Err(ProjectionError::Inconsistent {
-            ledger: ledger.to_owned(),
-            reason: format!("account {} is not projected", leg.account),
-        });
-    }
+                              where ledger_id = $1 and account = $2 and (effective_at, version, leg) < ($4, $3, $5) \
+                              order by effective_at desc, version desc, leg desc limit 1), 0) + $9::numeric, \
+                    $10 \
+             returning 1) \
+         update entries set balance_after = balance_after + $9::numeric \
+         where ledger_id = $1 and account = $2 and (effective_at, version, leg) > ($4, $3, $5)",
+    )
+    .bind(ledger)
+    .bind(leg.account.as_str())
+    .bind(at.version)
+    .bind(effective_at)
+    .bind(leg_index as i32)
+    .bind(transfer_id)
+    .bind(side(leg.side))
+    .bind(amount.to_string())
+    .bind(delta.to_string())
+    .bind(at.recorded_at)
+    .execute(&mut *conn)
+    .await?;
+    deltas.posted(leg, amount, at.version, effective_at);
     Ok(())
+}
+
+/// Changes to hot rows (an account's totals, a day's volume) gathered over a batch and written once at
+/// its end: updating one row thousands of times in a transaction makes every update walk the row's
+/// growing version chain.
+#[derive(Default)]
+pub(crate) struct Deltas {
+    /// debits posted, credits posted, debits pending, credits pending; and the last version.
+    accounts: HashMap<String, ([i128; 4], i64)>,
+    normal: HashMap<String, String>,
+    volumes: HashMap<(String, NaiveDate), (String, i128, i128, i64)>,
+}
+
+impl Deltas {
+    fn slot(&mut self, account: &str, v: i64) -> &mut [i128; 4] {
+        let entry = self
+            .accounts
+            .entry(account.to_owned())
+            .or_insert(([0; 4], v));
+        entry.1 = entry.1.max(v);
+        &mut entry.0
+    }
+
+    fn pending(&mut self, leg: &LegSpec, delta: i128, v: i64) {
+        let i = if leg.side == Side::Debit { 2 } else { 3 };
+        self.slot(leg.account.as_str(), v)[i] += delta;
+    }
+
+    fn posted(&mut self, leg: &LegSpec, amount: i128, v: i64, effective_at: DateTime<Utc>) {
+        let i = if leg.side == Side::Debit { 0 } else { 1 };
+        self.slot(leg.account.as_str(), v)[i] += amount;
+        let volume = self
+            .volumes
+            .entry((leg.account.as_str().to_owned(), effective_at.date_naive()))
+            .or_insert_with(|| (leg.currency.as_str().to_owned(), 0, 0, 0));
+        match leg.side {
+            Side::Debit => volume.1 += amount,
+            Side::Credit => volume.2 += amount,
+        }
+        volume.3 += 1;
+    }
+
+    async fn normal_side(
+        &mut self,
+        conn: &mut PgConnection,
+        ledger: &str,
+        account: &str,
+    ) -> Result<String, ProjectionError> {
+        if let Some(normal) = self.normal.get(account) {
+            return Ok(normal.clone());
+        }
+        let normal: Option<String> = sqlx::query_scalar(
+            "select normal_side from accounts where ledger_id = $1 and code = $2",
+        )
+        .bind(ledger)
+        .bind(account)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let normal = normal.ok_or_else(|| ProjectionError::Inconsistent {
+            ledger: ledger.to_owned(),
+            reason: format!("account {account} is not projected"),
+        })?;
+        self.normal.insert(account.to_owned(), normal.clone());
+        Ok(normal)
+    }
+
+    /// Writes the gathered changes; called once, just before the batch's checkpoint moves.
+    pub(crate) async fn flush(
+        self,
+        conn: &mut PgConnection,
+        ledger: &str,
+    ) -> Result<(), ProjectionError> {
+        for (account, (t, v)) in self.accounts {
+            sqlx::query(
+                "update accounts set debits_posted = debits_posted + $3::numeric, \
+                 credits_posted = credits_posted + $4::numeric, debits_pending = debits_pending + $5::numeric, \
+                 credits_pending = credits_pending + $6::numeric, version = greatest(version, $7) \
+                 where ledger_id = $1 and code = $2",
+            )
+            .bind(ledger)
+            .bind(&account)
+            .bind(t[0].to_string())
+            .bind(t[1].to_string())
+            .bind(t[2].to_string())
+            .bind(t[3].to_string())
+            .bind(v)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for ((account, day), (currency, debits, credits, entries)) in self.volumes {
+            sqlx::query(
+                "insert into daily_volumes (ledger_id, account, day, currency, debits, credits, entries) \
+                 values ($1, $2, $3, $4, $5::numeric, $6::numeric, $7) \
+                 on conflict (ledger_id, account, day) do update \
+                 set debits = daily_volumes.debits + excluded.debits, \
+                     credits = daily_volumes.credits + excluded.credits, \
+                     entries = daily_volumes.entries + excluded.entries",
+            )
+            .bind(ledger)
+            .bind(&account)
+            .bind(day)
+            .bind(&currency)
+            .bind(debits.to_string())
+            .bind(credits.to_string())
+            .bind(entries)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
 }

@@ -2,7 +2,7 @@
 //! with the checkpoint moved in the same transaction. Duplicates are skipped and gaps are filled from the
 //! event store, so any delivery order converges to the same tables.
 
-use crate::apply::{At, apply};
+use crate::apply::{At, Deltas, apply};
 use crate::error::ProjectionError;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -108,6 +108,7 @@ pub async fn project_batch(
     }
     let mut expected = checkpoint + 1;
     let mut last_position = 0;
+    let mut deltas = Deltas::default();
     for stored in &pending {
         if stored.version < expected {
             continue; // the same version twice in one batch
@@ -134,10 +135,11 @@ pub async fn project_batch(
             version: stored.version,
             recorded_at: stored.recorded_at,
         };
-        apply(&mut tx, ledger, &at, &event).await?;
+        apply(&mut tx, &mut deltas, ledger, &at, &event).await?;
         expected += 1;
         last_position = stored.position;
     }
+    deltas.flush(&mut tx, ledger).await?;
     let applied = (expected - 1 - checkpoint) as usize;
     sqlx::query("update ledgers set version = $2 where ledger_id = $1")
         .bind(ledger)

@@ -2,9 +2,11 @@
 //! connecting, the `tally.events` topic exchange, the message format, and the outbox relay.
 
 mod amqp;
+mod backoff;
 mod message;
 mod relay;
 
 pub use amqp::{AmqpConfig, connect, declare_events_exchange};
+pub use backoff::Backoff;
 pub use message::{EventBatch, PublishedEvent, routing_key};
 pub use relay::{Relay, RelayConfig, RelayError};

@@ -3,6 +3,7 @@
 //! (a PostgreSQL advisory lock); others wait as standbys.
 
 use crate::amqp::{AmqpConfig, connect, declare_events_exchange};
+use crate::backoff::Backoff;
 use crate::message::{EventBatch, routing_key, runs};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
@@ -73,20 +74,19 @@ impl Relay {
     /// tolerate duplicates, never gaps.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = pin!(shutdown);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(self.config.max_backoff);
         loop {
             match self.session(shutdown.as_mut()).await {
                 Ok(()) => return,
                 Err(error) => {
-                    tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "relay session ended; reconnecting");
+                    let backoff_ms = backoff.next_delay().as_millis() as u64;
+                    tracing::warn!(%error, backoff_ms, "relay session ended; reconnecting");
                     metrics::counter!("tally_relay_reconnects_total").increment(1);
                 }
             }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(backoff) => {}
+            if !backoff.sleep(shutdown.as_mut()).await {
+                return;
             }
-            backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
 

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::time::Duration;
 use tally_eventstore::EventStore;
-use tally_messaging::{AmqpConfig, EventBatch, connect, declare_events_exchange};
+use tally_messaging::{AmqpConfig, Backoff, EventBatch, connect, declare_events_exchange};
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -63,20 +63,19 @@ impl Projector {
     /// go back to the queue when the channel closes and are skipped or applied on redelivery.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = pin!(shutdown);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(self.config.max_backoff);
         loop {
             match self.session(shutdown.as_mut()).await {
                 Ok(()) => return,
                 Err(error) => {
-                    tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "projector session ended; reconnecting");
+                    let backoff_ms = backoff.next_delay().as_millis() as u64;
+                    tracing::warn!(%error, backoff_ms, "projector session ended; reconnecting");
                     metrics::counter!("tally_projector_reconnects_total").increment(1);
                 }
             }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(backoff) => {}
+            if !backoff.sleep(shutdown.as_mut()).await {
+                return;
             }
-            backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
 

@@ -3,7 +3,7 @@
 //! sweeps the store periodically so a lost message never leaves a ledger behind for long.
 
 use crate::error::ProjectionError;
-use crate::project::{StoredEvent, catch_up_all, project_batch};
+use crate::project::{StoredEvent, catch_up, catch_up_all, project_batch};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
@@ -153,11 +153,15 @@ impl Projector {
                     return Ok(());
                 }
                 _ = sweep.tick() => {
-                    if let Ok(rows) = crate::rebuild::status(&self.pool).await {
-                        let behind: i64 = rows.iter().map(|(_, projected, stored)| stored - projected).sum();
-                        metrics::gauge!("tally_projection_lag_events").set(behind as f64);
+                    // One query finds the ledgers behind; only those are read from the store.
+                    let rows = crate::rebuild::status(&self.pool).await?;
+                    let behind: i64 = rows.iter().map(|(_, projected, stored)| stored - projected).sum();
+                    metrics::gauge!("tally_projection_lag_events").set(behind as f64);
+                    for (ledger, projected, stored) in rows {
+                        if projected < stored {
+                            catch_up(&self.pool, &self.store, schema, &ledger).await?;
+                        }
                     }
-                    catch_up_all(&self.pool, &self.store, schema, &mut |_| {}).await?;
                 }
             }
         }

@@ -113,10 +113,11 @@ async fn a_postgres_restart_loses_no_acknowledged_transfer_and_doubles_none(pool
         if acknowledged_before_restart_ended.is_none() && restarter.is_finished() {
             acknowledged_before_restart_ended = Some(acknowledged);
         }
-        if let Some(before) = acknowledged_before_restart_ended {
-            if acknowledged >= before + 100 && acknowledged >= 400 {
-                break;
-            }
+        if let Some(before) = acknowledged_before_restart_ended
+            && acknowledged >= before + 100
+            && acknowledged >= 400
+        {
+            break;
         }
         // A client that did not get an answer retries with the same id until it does.
         loop {

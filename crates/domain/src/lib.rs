@@ -14,6 +14,7 @@ mod event;
 mod ledger;
 mod ledger_id;
 mod metadata;
+pub mod report;
 mod transfer;
 mod upcast;
 

@@ -2,5 +2,6 @@
 
 mod fixtures;
 mod properties;
+mod reports;
 mod rules;
 mod upcasting;

@@ -70,7 +70,19 @@ impl Application {
     /// Serves until `shutdown` completes; then refuses new connections, lets in-flight requests finish
     /// (within the grace period), and waits until the writers have answered every accepted command.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-        let app = layers::apply(router(self.state.clone()), &self.layers);
+        self.run_with(Router::new(), &crate::openapi::document(), shutdown)
+            .await
+    }
+
+    /// Like [`Application::run`], serving `extra` routes beside the command API on the same origin (the
+    /// query API in `tally all`) and describing all of them with `document`.
+    pub async fn run_with(
+        self,
+        extra: Router,
+        document: &utoipa::openapi::OpenApi,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let app = layers::apply(compose(self.state.clone(), extra, document), &self.layers);
         let served = self.server.run(app, shutdown).await;
         self.state.writers.shutdown().await;
         tracing::info!("command api stopped; every accepted command was answered");
@@ -81,6 +93,10 @@ impl Application {
 /// Every route of the command API with its state, without the middleware stack (callers wrap it with
 /// [`layers::apply`], as [`Application::run`] does).
 pub fn router(state: AppState) -> Router {
+    compose(state, Router::new(), &crate::openapi::document())
+}
+
+fn compose(state: AppState, extra: Router, document: &utoipa::openapi::OpenApi) -> Router {
     let pool = state.pool.clone();
     let readiness = ReadinessCheck::new(move || {
         let pool = pool.clone();
@@ -96,7 +112,8 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(transfers::router())
         .with_state(state)
-        .merge(crate::openapi::router())
+        .merge(extra)
+        .merge(tally_server::openapi::router(document))
         .merge(health::router(readiness))
         .merge(tally_server::metrics::router())
 }

@@ -105,7 +105,7 @@ fn hierarchy_key(code: &str) -> Vec<&str> {
     code.split(':').collect()
 }
 
-fn by_currency<'a>(inputs: &'a [ReportInput]) -> BTreeMap<&'a CurrencyCode, Vec<&'a ReportInput>> {
+fn by_currency(inputs: &[ReportInput]) -> BTreeMap<&CurrencyCode, Vec<&ReportInput>> {
     let mut out: BTreeMap<&CurrencyCode, Vec<&ReportInput>> = BTreeMap::new();
     for input in inputs {
         out.entry(&input.currency).or_default().push(input);

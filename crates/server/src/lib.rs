@@ -34,6 +34,7 @@ pub mod health;
 pub mod json;
 pub mod layers;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod request_id;
 pub mod serve;

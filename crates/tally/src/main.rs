@@ -30,6 +30,8 @@ enum Command {
     All,
     /// Run the command API: the write side over HTTPS (migrates first).
     CommandApi,
+    /// Run the query API: cached reads of the read models over HTTPS (migrates first).
+    QueryApi,
     /// Run the outbox relay: publish committed events to RabbitMQ.
     Relay,
     /// Run the projector: keep the read models from the event stream.
@@ -80,6 +82,10 @@ async fn main() -> anyhow::Result<()> {
             let pool = db::connect_and_migrate(&cli.database_url).await?;
             roles::command_api(pool).await
         }
+        Command::QueryApi => {
+            let pool = db::connect_and_migrate(&cli.database_url).await?;
+            roles::query_api(pool).await
+        }
         Command::Relay => {
             let pool = db::connect_and_migrate(&cli.database_url).await?;
             roles::relay(pool).await
@@ -102,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Openapi => {
-            let document = tally_command_api::openapi::document();
+            let document = roles::public_document();
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }

@@ -33,18 +33,45 @@ fn shutdown_fanout() -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> +
     }
 }
 
-async fn serve_commands(pool: PgPool, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// The OpenAPI document of the public origin: the command and the query API together.
+pub fn public_document() -> utoipa::openapi::OpenApi {
+    let mut document = tally_command_api::openapi::document();
+    document.merge(tally_query_api::openapi::document());
+    document.info.title = "Tally API".into();
+    document.info.description = Some(
+        "Tally, an event-sourced double-entry ledger: the command API (writes, answered with the \
+         consistency token `ledger`/`version`) and the query API (cached reads; `Tally-Min-Version` \
+         waits for a token) on one origin. JSON in and out; amounts are decimal strings of minor units; \
+         errors are `application/problem+json` (RFC 9457) with a stable `type`."
+            .into(),
+    );
+    document
+}
+
+/// `tally command-api`: the write side over HTTPS.
+pub async fn command_api(pool: PgPool) -> anyhow::Result<()> {
     let config = tally_command_api::Config::from_env().context("read the HTTP configuration")?;
     let app = tally_command_api::Application::build(config, pool)
         .await
         .context("start the command API")?;
     tracing::info!(url = %app.url(), "command api listening");
-    app.run(shutdown).await.context("serve the command API")
+    app.run(tally_server::shutdown_signal())
+        .await
+        .context("serve the command API")
 }
 
-/// `tally command-api`: the write side over HTTPS.
-pub async fn command_api(pool: PgPool) -> anyhow::Result<()> {
-    serve_commands(pool, tally_server::shutdown_signal()).await
+/// `tally query-api`: the read side over HTTPS.
+pub async fn query_api(pool: PgPool) -> anyhow::Result<()> {
+    let http = tally_server::HttpConfig::from_env().context("read the HTTP configuration")?;
+    let config =
+        tally_query_api::QueryConfig::from_env(amqp_config()).context("read the query settings")?;
+    let app = tally_query_api::Application::build(http, config, pool)
+        .await
+        .context("start the query API")?;
+    tracing::info!(url = %app.url(), "query api listening");
+    app.run(tally_server::shutdown_signal())
+        .await
+        .context("serve the query API")
 }
 
 /// `tally relay`: publishes committed events to RabbitMQ (one active per database; others stand by).
@@ -91,7 +118,26 @@ pub async fn all(pool: PgPool) -> anyhow::Result<()> {
     );
     let relay = tokio::spawn(relay.run(shutdown()));
     let projector = tokio::spawn(projector.run(shutdown()));
-    let served = serve_commands(pool, shutdown()).await;
+    let queries = tally_query_api::QueryService::start(
+        pool.clone(),
+        tally_query_api::QueryConfig::from_env(amqp_config()).context("read the query settings")?,
+    );
+    let config = tally_command_api::Config::from_env().context("read the HTTP configuration")?;
+    let app = tally_command_api::Application::build(config, pool)
+        .await
+        .context("start the API")?;
+    tracing::info!(url = %app.url(), "command and query api listening");
+    let closing = queries.closing();
+    // Live streams never end by themselves: they close at the signal, before the server drains.
+    let stop = shutdown();
+    let served = app
+        .run_with(queries.routes(), &public_document(), async move {
+            stop.await;
+            closing();
+        })
+        .await
+        .context("serve the API");
+    queries.stop().await;
     // The API has answered everything it accepted; the relay and projector stop at the same signal.
     let _ = relay.await;
     let _ = projector.await;

@@ -1,0 +1,387 @@
+//! Accounts: the listing by prefix, one account's balances (now, or bitemporally), and its statement.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::IntoParams;
+
+use crate::cache::{Answer, Freshness};
+use crate::dto::{AccountList, AccountView, BalanceAsOf, Statement};
+use crate::error::QueryError;
+use crate::export;
+use crate::extract::{ApiQuery, Format};
+use crate::params::{self, Cursor};
+use crate::read::{self, Point};
+use crate::routes::{account_code, cache_key, freshness, known_version, ledger_id};
+use crate::state::QueryState;
+
+pub fn router() -> Router<QueryState> {
+    Router::new()
+        .route("/v1/ledgers/{ledger}/accounts", get(list_accounts))
+        .route("/v1/ledgers/{ledger}/accounts/{code}", get(get_account))
+        .route(
+            "/v1/ledgers/{ledger}/accounts/{code}/entries",
+            get(statement),
+        )
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccountListParams {
+    /// Whole code segments: `assets` lists `assets` and everything below it (not `assets-other`).
+    pub prefix: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<String>,
+}
+
+/// Accounts with their current balances, in code order.
+#[utoipa::path(get, path = "/v1/ledgers/{ledger}/accounts", tag = "queries",
+    params(("ledger" = String, Path, description = "Ledger id"), AccountListParams,
+           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    responses(
+        (status = 200, description = "A page of accounts", body = AccountList, headers(("ETag" = String), ("Tally-Version" = i64))),
+        (status = 304, description = "Unchanged since the `If-None-Match` version"),
+        (status = 400, description = "`invalid-parameter`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`ledger-not-found`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`not-yet-projected`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn list_accounts(
+    State(state): State<QueryState>,
+    Path(ledger): Path<String>,
+    ApiQuery(params): ApiQuery<AccountListParams>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, QueryError> {
+    let ledger = ledger_id(&ledger)?;
+    let prefix = params.prefix.as_deref().map(params::prefix).transpose()?;
+    let after = params::account_cursor(params.cursor.as_deref())?;
+    let limit = params::limit(params.limit.as_deref())?;
+    let key = cache_key(&ledger, &uri);
+    state
+        .cached(&ledger, key, &headers, || async {
+            let mut tx = read::snapshot(&state.pool).await?;
+            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
+            let items =
+                read::accounts(&mut tx, &ledger, prefix.as_deref(), after.as_deref(), limit)
+                    .await?;
+            tx.commit().await?;
+            let next_cursor = (items.len() as i64 == limit)
+                .then(|| {
+                    items
+                        .last()
+                        .map(|a| Cursor::Account(a.code.clone()).encode())
+                })
+                .flatten();
+            let page = AccountList {
+                ledger: ledger.clone(),
+                version: head.version,
+                items,
+                next_cursor,
+            };
+            Ok(Answer::json(head.version, &page, Freshness::Revalidate)?)
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceParams {
+    /// Business time: count entries effective at or before this instant (RFC 3339, or a date meaning
+    /// the end of that day, UTC).
+    pub as_of: Option<String>,
+    /// What the ledger knew: a ledger version, or an instant (the latest version recorded by then).
+    pub known_at: Option<String>,
+}
+
+/// One account. Without parameters: its current balances (`AccountView`). With `as_of` and/or
+/// `known_at`: its posted balance at that business instant as known then (`BalanceAsOf`), so "the
+/// balance on 31 March as known on 5 April" is `?as_of=2026-03-31&known_at=2026-04-05`.
+#[utoipa::path(get, path = "/v1/ledgers/{ledger}/accounts/{code}", tag = "queries",
+    params(("ledger" = String, Path, description = "Ledger id"),
+           ("code" = String, Path, description = "Account code"), BalanceParams,
+           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    responses(
+        (status = 200, description = "The account (current) or its balance as of / known at", body = AccountView, headers(("ETag" = String), ("Tally-Version" = i64), ("Cache-Control" = String))),
+        (status = 304, description = "Unchanged since the `If-None-Match` version"),
+        (status = 400, description = "`invalid-parameter`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`ledger-not-found`, `unknown-account`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`not-yet-projected`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn get_account(
+    State(state): State<QueryState>,
+    Path((ledger, code)): Path<(String, String)>,
+    ApiQuery(params): ApiQuery<BalanceParams>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, QueryError> {
+    let ledger = ledger_id(&ledger)?;
+    let code = account_code(&code)?;
+    let as_of = params
+        .as_of
+        .as_deref()
+        .map(|raw| params::end_instant("as_of", raw))
+        .transpose()?;
+    let known_at = params
+        .known_at
+        .as_deref()
+        .map(params::known_at)
+        .transpose()?;
+    let key = cache_key(&ledger, &uri);
+    if as_of.is_none() && known_at.is_none() {
+        return state
+            .cached(&ledger, key, &headers, || async {
+                let mut tx = read::snapshot(&state.pool).await?;
+                let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
+                let account = read::account(&mut tx, &ledger, &code).await?;
+                tx.commit().await?;
+                Ok(Answer::json(head.version, &account, Freshness::Revalidate)?)
+            })
+            .await;
+    }
+    state
+        .cached(&ledger, key, &headers, || async {
+            let known = known_version(&state, &ledger, known_at).await?;
+            let mut tx = read::snapshot(&state.pool).await?;
+            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
+            let account = read::account(&mut tx, &ledger, &code).await?;
+            let posted = read::balance_at(
+                &mut tx,
+                &ledger,
+                &code,
+                &account.normal_side,
+                Point::AsOf(as_of),
+                known,
+            )
+            .await?;
+            tx.commit().await?;
+            let view = BalanceAsOf {
+                ledger: ledger.clone(),
+                code: account.code,
+                currency: account.currency,
+                scale: account.scale,
+                normal_side: account.normal_side,
+                as_of,
+                known_at_version: known.unwrap_or(head.version),
+                posted: posted.to_string(),
+            };
+            let fresh = freshness(known_at, as_of, head.closed_through);
+            Ok(Answer::json(head.version, &view, fresh)?)
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatementParams {
+    /// Entries effective at or after this instant (a date means its start).
+    pub from: Option<String>,
+    /// Entries effective at or before this instant (a date means its end).
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 1000, default 100 (exports stream everything in range).
+    pub limit: Option<String>,
+    /// Only entries recorded by this ledger version or instant; running balances as known then.
+    pub known_at: Option<String>,
+    /// `json` (default), `csv` or `ndjson`; or use the `Accept` header.
+    pub format: Option<String>,
+}
+
+/// An account's statement in business-time order with the running posted balance, paged by cursor
+/// (stable under concurrent inserts). CSV and NDJSON stream every entry in range.
+#[utoipa::path(get, path = "/v1/ledgers/{ledger}/accounts/{code}/entries", tag = "queries",
+    params(("ledger" = String, Path, description = "Ledger id"),
+           ("code" = String, Path, description = "Account code"), StatementParams,
+           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    responses(
+        (status = 200, description = "A statement page (JSON) or the whole range (CSV, NDJSON)", body = Statement),
+        (status = 304, description = "Unchanged since the `If-None-Match` version"),
+        (status = 400, description = "`invalid-parameter`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`ledger-not-found`, `unknown-account`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 406, description = "`not-acceptable`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`not-yet-projected`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn statement(
+    State(state): State<QueryState>,
+    Path((ledger, code)): Path<(String, String)>,
+    ApiQuery(params): ApiQuery<StatementParams>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, QueryError> {
+    let ledger = ledger_id(&ledger)?;
+    let code = account_code(&code)?;
+    let from = params
+        .from
+        .as_deref()
+        .map(|raw| params::start_instant("from", raw))
+        .transpose()?;
+    let to = params
+        .to
+        .as_deref()
+        .map(|raw| params::end_instant("to", raw))
+        .transpose()?;
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(QueryError::invalid("from", "must not be after `to`"));
+    }
+    let cursor = params::entry_cursor(params.cursor.as_deref())?;
+    let limit = params::limit(params.limit.as_deref())?;
+    let known_at = params
+        .known_at
+        .as_deref()
+        .map(params::known_at)
+        .transpose()?;
+    let format = Format::negotiate(params.format.as_deref(), &headers)?;
+    if format != Format::Json {
+        state.consistent(&ledger, &headers).await?;
+        let known = known_version(&state, &ledger, known_at).await?;
+        // Fail before the 200 is sent: once streaming, an error can only cut the body short.
+        let mut conn = state.pool.acquire().await?;
+        read::ledger(&mut conn, &state.settings.projection, &ledger).await?;
+        let account = read::account(&mut conn, &ledger, &code).await?;
+        drop(conn);
+        let filename = format!("statement-{ledger}-{}", code.replace(':', "_"));
+        return Ok(export::stream(
+            format,
+            &filename,
+            &ENTRY_COLUMNS,
+            statement_pages(
+                state,
+                ledger,
+                code,
+                account.normal_side,
+                from,
+                to,
+                cursor,
+                known,
+            ),
+        ));
+    }
+    let key = cache_key(&ledger, &uri);
+    state
+        .cached(&ledger, key, &headers, || async {
+            let known = known_version(&state, &ledger, known_at).await?;
+            let mut tx = read::snapshot(&state.pool).await?;
+            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
+            let account = read::account(&mut tx, &ledger, &code).await?;
+            let (opening, entries) = read::entries(
+                &mut tx,
+                &ledger,
+                &code,
+                &account.normal_side,
+                from,
+                to,
+                cursor,
+                known,
+                limit,
+            )
+            .await?;
+            tx.commit().await?;
+            let next_cursor = (entries.len() as i64 == limit)
+                .then(|| {
+                    entries.last().map(|e| {
+                        Cursor::Entry {
+                            effective_at: e.effective_at,
+                            version: e.version,
+                            leg: e.leg,
+                        }
+                        .encode()
+                    })
+                })
+                .flatten();
+            let page = Statement {
+                ledger: ledger.clone(),
+                code: account.code,
+                currency: account.currency,
+                scale: account.scale,
+                version: head.version,
+                known_at_version: known,
+                opening_balance: opening.to_string(),
+                entries,
+                next_cursor,
+            };
+            let fresh = freshness(known_at, to, head.closed_through);
+            Ok(Answer::json(head.version, &page, fresh)?)
+        })
+        .await
+}
+
+const ENTRY_COLUMNS: [&str; 9] = [
+    "effective_at",
+    "recorded_at",
+    "version",
+    "leg",
+    "transfer_id",
+    "side",
+    "amount",
+    "balance_after",
+    "description",
+];
+
+/// Pages of a statement for the exports, read one after another as the body streams.
+#[allow(clippy::too_many_arguments)]
+fn statement_pages(
+    state: QueryState,
+    ledger: String,
+    code: String,
+    normal_side: String,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    cursor: Option<(chrono::DateTime<chrono::Utc>, i64, i32)>,
+    known: Option<i64>,
+) -> impl futures_util::Stream<Item = Result<export::Rows, QueryError>> + Send + 'static {
+    const PAGE: i64 = 1000;
+    futures_util::stream::try_unfold(Some(cursor), move |position| {
+        let (state, ledger, code, normal_side) = (
+            state.clone(),
+            ledger.clone(),
+            code.clone(),
+            normal_side.clone(),
+        );
+        async move {
+            let Some(cursor) = position else {
+                return Ok(None);
+            };
+            let mut conn = state.pool.acquire().await?;
+            let (_, entries) = read::entries(
+                &mut conn,
+                &ledger,
+                &code,
+                &normal_side,
+                from,
+                to,
+                cursor,
+                known,
+                PAGE,
+            )
+            .await?;
+            if entries.is_empty() {
+                return Ok(None);
+            }
+            let next = (entries.len() as i64 == PAGE)
+                .then(|| entries.last().map(|e| (e.effective_at, e.version, e.leg)));
+            let rows = entries
+                .into_iter()
+                .map(|e| {
+                    vec![
+                        Value::String(e.effective_at.to_rfc3339()),
+                        Value::String(e.recorded_at.to_rfc3339()),
+                        Value::from(e.version),
+                        Value::from(e.leg),
+                        Value::String(e.transfer_id.to_string()),
+                        Value::String(e.side),
+                        Value::String(e.amount),
+                        Value::String(e.balance_after),
+                        Value::String(e.description),
+                    ]
+                })
+                .collect();
+            Ok(Some((rows, next)))
+        }
+    })
+}

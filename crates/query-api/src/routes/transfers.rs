@@ -1,0 +1,153 @@
+//! `GET /v1/ledgers/{ledger}/transfers/{id}` and the filtered listing, newest first.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::cache::{Answer, Freshness};
+use crate::dto::{TransferList, TransferView};
+use crate::error::QueryError;
+use crate::extract::ApiQuery;
+use crate::params::{self, Cursor};
+use crate::read::{self, TransferFilter};
+use crate::routes::{account_code, cache_key, ledger_id};
+use crate::state::QueryState;
+
+pub fn router() -> Router<QueryState> {
+    Router::new()
+        .route("/v1/ledgers/{ledger}/transfers", get(list_transfers))
+        .route("/v1/ledgers/{ledger}/transfers/{id}", get(get_transfer))
+}
+
+const STATUSES: [&str; 5] = ["posted", "pending", "voided", "expired", "reversed"];
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TransferListParams {
+    pub cursor: Option<String>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<String>,
+    /// `posted`, `pending`, `voided`, `expired` or `reversed`.
+    pub status: Option<String>,
+    /// Only transfers with a leg on this account.
+    pub account: Option<String>,
+    /// Effective at or after (a date means its start).
+    pub from: Option<String>,
+    /// Effective at or before (a date means its end).
+    pub to: Option<String>,
+}
+
+/// Transfers, newest first, with filters.
+#[utoipa::path(get, path = "/v1/ledgers/{ledger}/transfers", tag = "queries",
+    params(("ledger" = String, Path, description = "Ledger id"), TransferListParams,
+           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    responses(
+        (status = 200, description = "A page of transfers", body = TransferList, headers(("ETag" = String), ("Tally-Version" = i64))),
+        (status = 304, description = "Unchanged since the `If-None-Match` version"),
+        (status = 400, description = "`invalid-parameter`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`ledger-not-found`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`not-yet-projected`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn list_transfers(
+    State(state): State<QueryState>,
+    Path(ledger): Path<String>,
+    ApiQuery(params): ApiQuery<TransferListParams>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, QueryError> {
+    let ledger = ledger_id(&ledger)?;
+    let before = params::transfer_cursor(params.cursor.as_deref())?;
+    let limit = params::limit(params.limit.as_deref())?;
+    if let Some(status) = params.status.as_deref()
+        && !STATUSES.contains(&status)
+    {
+        return Err(QueryError::invalid(
+            "status",
+            "expected posted, pending, voided, expired or reversed",
+        ));
+    }
+    let account = params
+        .account
+        .as_deref()
+        .map(|raw| {
+            account_code(raw).map_err(|_| QueryError::invalid("account", "not an account code"))
+        })
+        .transpose()?;
+    let filter = TransferFilter {
+        status: params.status.clone(),
+        account,
+        from: params
+            .from
+            .as_deref()
+            .map(|raw| params::start_instant("from", raw))
+            .transpose()?,
+        to: params
+            .to
+            .as_deref()
+            .map(|raw| params::end_instant("to", raw))
+            .transpose()?,
+    };
+    let key = cache_key(&ledger, &uri);
+    state
+        .cached(&ledger, key, &headers, || async {
+            let mut tx = read::snapshot(&state.pool).await?;
+            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
+            let items = read::transfers(&mut tx, &ledger, &filter, before, limit).await?;
+            tx.commit().await?;
+            let next_cursor = (items.len() as i64 == limit)
+                .then(|| {
+                    items
+                        .last()
+                        .map(|t| Cursor::Transfer(t.created_version).encode())
+                })
+                .flatten();
+            let page = TransferList {
+                ledger: ledger.clone(),
+                version: head.version,
+                items,
+                next_cursor,
+            };
+            Ok(Answer::json(head.version, &page, Freshness::Revalidate)?)
+        })
+        .await
+}
+
+/// One transfer and its lifecycle.
+#[utoipa::path(get, path = "/v1/ledgers/{ledger}/transfers/{id}", tag = "queries",
+    params(("ledger" = String, Path, description = "Ledger id"),
+           ("id" = Uuid, Path, description = "Transfer id"),
+           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    responses(
+        (status = 200, description = "The transfer", body = TransferView, headers(("ETag" = String), ("Tally-Version" = i64))),
+        (status = 304, description = "Unchanged since the `If-None-Match` version"),
+        (status = 404, description = "`ledger-not-found`, `transfer-not-found`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`not-yet-projected`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn get_transfer(
+    State(state): State<QueryState>,
+    Path((ledger, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, QueryError> {
+    let ledger = ledger_id(&ledger)?;
+    let id = Uuid::parse_str(&id).map_err(|_| QueryError::TransferNotFound(id.clone()))?;
+    let key = cache_key(&ledger, &uri);
+    state
+        .cached(&ledger, key, &headers, || async {
+            let mut tx = read::snapshot(&state.pool).await?;
+            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
+            let transfer = read::transfer(&mut tx, &ledger, id).await?;
+            tx.commit().await?;
+            Ok(Answer::json(
+                head.version,
+                &transfer,
+                Freshness::Revalidate,
+            )?)
+        })
+        .await
+}

@@ -1,0 +1,98 @@
+//! The query API's shared state and the path every ledger-scoped read takes: wait for
+//! `Tally-Min-Version`, answer from the cache, or read a snapshot and cache it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use sqlx::PgPool;
+
+use crate::cache::{Answer, AnswerCache};
+use crate::error::QueryError;
+use crate::extract::min_version;
+use crate::live::LiveHub;
+use crate::versions::{LedgerClock, Versions};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The projection whose checkpoints say how far the read models are.
+    pub projection: String,
+    /// How long a query with `Tally-Min-Version` waits for the read model.
+    pub min_version_wait: Duration,
+}
+
+#[derive(Clone)]
+pub struct QueryState {
+    pub pool: PgPool,
+    pub versions: Versions,
+    pub cache: AnswerCache,
+    pub live: LiveHub,
+    pub settings: Arc<Settings>,
+}
+
+impl QueryState {
+    /// Honours `Tally-Min-Version` for `ledger`: returns once the read model has reached it, or
+    /// `not-yet-projected` after the configured wait.
+    pub async fn consistent(
+        &self,
+        ledger: &str,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<LedgerClock>>, QueryError> {
+        let Some(wanted) = min_version(headers)? else {
+            return Ok(self.versions.get(ledger));
+        };
+        self.reach(ledger, wanted).await.map(Some)
+    }
+
+    /// Waits until the read model of `ledger` has reached `wanted`.
+    pub async fn reach(&self, ledger: &str, wanted: i64) -> Result<Arc<LedgerClock>, QueryError> {
+        let clock = match self.versions.get(ledger) {
+            Some(clock) => clock,
+            None => {
+                let projected: i64 = sqlx::query_scalar(
+                    "select coalesce((select version from read.checkpoints \
+                                      where projection = $1 and ledger_id = $2), 0)",
+                )
+                .bind(&self.settings.projection)
+                .bind(ledger)
+                .fetch_one(&self.pool)
+                .await?;
+                self.versions.register(ledger, projected)
+            }
+        };
+        self.versions
+            .wait_for(&clock, wanted, self.settings.min_version_wait)
+            .await
+            .map_err(|projected| QueryError::NotYetProjected {
+                ledger: ledger.to_owned(),
+                wanted,
+                projected,
+            })?;
+        Ok(clock)
+    }
+
+    /// Answers a cacheable read: from the cache when fresh, else through `read` (which reports the
+    /// version it read at), then caches the answer.
+    pub async fn cached<F, Fut>(
+        &self,
+        ledger: &str,
+        key: String,
+        headers: &HeaderMap,
+        read: F,
+    ) -> Result<Response, QueryError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Answer, QueryError>>,
+    {
+        let clock = self.consistent(ledger, headers).await?;
+        if let Some(answer) = self.cache.get(&key, clock.as_deref()) {
+            return Ok(answer.respond(headers));
+        }
+        let answer = Arc::new(read().await?);
+        let clock = self.versions.register(ledger, answer.version);
+        self.cache.put(key, answer.clone(), &clock);
+        Ok(answer.respond(headers))
+    }
+}

@@ -1,6 +1,7 @@
 //! `tally`: one binary whose subcommands run each role of the service and the operator tooling.
 
 mod db;
+mod demo;
 mod projections;
 mod roles;
 mod tooling;
@@ -39,6 +40,8 @@ enum Command {
     /// Inspect and rebuild the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Seed the ledger `demo` with a year of example books (does nothing if it exists).
+    Demo,
     /// Print the OpenAPI 3.1 document of the public API.
     Openapi,
     /// Create the database if needed and apply pending migrations.
@@ -106,6 +109,10 @@ async fn main() -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Demo => {
+            let pool = db::connect_and_migrate(&cli.database_url).await?;
+            demo::seed(&pool).await
         }
         Command::Openapi => {
             let document = roles::public_document();

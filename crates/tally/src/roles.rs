@@ -86,12 +86,23 @@ pub async fn relay(pool: PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The projector's settings: `TALLY_PROJECTION_QUEUE` (default `tally.projection.ledger`) names its
+/// queue, so separate installations can share one broker.
+fn projector_config() -> ProjectorConfig {
+    let defaults = ProjectorConfig::default();
+    ProjectorConfig {
+        amqp: amqp_config(),
+        queue: std::env::var("TALLY_PROJECTION_QUEUE")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or(defaults.queue.clone()),
+        ..defaults
+    }
+}
+
 /// `tally projector`: keeps the read models (one active consumer per projection queue).
 pub async fn projector(pool: PgPool) -> anyhow::Result<()> {
-    let config = ProjectorConfig {
-        amqp: amqp_config(),
-        ..ProjectorConfig::default()
-    };
+    let config = projector_config();
     Projector::new(pool, config)
         .run(tally_server::shutdown_signal())
         .await;
@@ -101,21 +112,14 @@ pub async fn projector(pool: PgPool) -> anyhow::Result<()> {
 /// `tally all`: every role in one process, stopped together.
 pub async fn all(pool: PgPool) -> anyhow::Result<()> {
     let shutdown = shutdown_fanout();
-    let amqp = amqp_config();
     let relay = Relay::new(
         pool.clone(),
         RelayConfig {
-            amqp: amqp.clone(),
+            amqp: amqp_config(),
             ..RelayConfig::default()
         },
     );
-    let projector = Projector::new(
-        pool.clone(),
-        ProjectorConfig {
-            amqp,
-            ..ProjectorConfig::default()
-        },
-    );
+    let projector = Projector::new(pool.clone(), projector_config());
     let relay = tokio::spawn(relay.run(shutdown()));
     let projector = tokio::spawn(projector.run(shutdown()));
     let queries = tally_query_api::QueryService::start(

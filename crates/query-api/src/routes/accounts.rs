@@ -30,6 +30,7 @@ pub fn router() -> Router<QueryState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccountListParams {
     /// Whole code segments: `assets` lists `assets` and everything below it (not `assets-other`).
@@ -89,6 +90,7 @@ pub async fn list_accounts(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BalanceParams {
     /// Business time: count entries effective at or before this instant (RFC 3339, or a date meaning
@@ -176,6 +178,7 @@ pub async fn get_account(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatementParams {
     /// Entries effective at or after this instant (a date means its start).

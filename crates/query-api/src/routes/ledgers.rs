@@ -25,6 +25,7 @@ pub fn router() -> Router<QueryState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// `next_cursor` of the previous page.

@@ -45,6 +45,7 @@ pub fn router() -> Router<QueryState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AsOfParams {
     /// Business time (RFC 3339, or a date meaning its end, UTC); absent: every posted entry.
@@ -501,6 +502,7 @@ pub async fn balance_sheet(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodParams {
     /// Start of the period (a date means its start).
@@ -550,6 +552,7 @@ pub async fn income_statement(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeParams {
     /// First day (YYYY-MM-DD); default 30 days before `to`.

@@ -27,6 +27,7 @@ pub fn router() -> Router<QueryState> {
 const STATUSES: [&str; 5] = ["posted", "pending", "voided", "expired", "reversed"];
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TransferListParams {
     pub cursor: Option<String>,

@@ -417,3 +417,32 @@ async fn statement_pages_are_stable_under_concurrent_inserts(pool: PgPool) {
     }
     stack.stop().await;
 }
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn the_openapi_document_describes_every_query_route(pool: PgPool) {
+    let stack = Stack::start(pool).await;
+    let document = stack.get("/openapi.json").await;
+    assert_eq!(document.body["openapi"], "3.1.0");
+    for path in [
+        "/v1/ledgers",
+        "/v1/ledgers/{ledger}",
+        "/v1/ledgers/{ledger}/accounts",
+        "/v1/ledgers/{ledger}/accounts/{code}",
+        "/v1/ledgers/{ledger}/accounts/{code}/entries",
+        "/v1/ledgers/{ledger}/transfers",
+        "/v1/ledgers/{ledger}/transfers/{id}",
+        "/v1/ledgers/{ledger}/reports/trial-balance",
+        "/v1/ledgers/{ledger}/reports/balance-sheet",
+        "/v1/ledgers/{ledger}/reports/income-statement",
+        "/v1/ledgers/{ledger}/reports/volumes",
+        "/v1/ledgers/{ledger}/live",
+    ] {
+        assert!(
+            document.body["paths"][path]["get"].is_object(),
+            "{path} is not described"
+        );
+    }
+    let docs = stack.get("/docs").await;
+    assert_eq!(docs.status, 200);
+    stack.stop().await;
+}

@@ -52,7 +52,7 @@ async fn answers_revalidate_by_version_and_new_events_invalidate_them(pool: PgPo
         .transfer("main", "assets:cash", "equity:capital", 5, None)
         .await;
     let mut fresh = None;
-    for _ in 0..100 {
+    for _ in 0..200 {
         let answer = stack.get_with(path, &[("if-none-match", &etag)]).await;
         if answer.status == 200 && answer.body["balances"]["posted"] == "105" {
             fresh = Some(answer);
@@ -61,7 +61,7 @@ async fn answers_revalidate_by_version_and_new_events_invalidate_them(pool: PgPo
         assert!(answer.status == 304 || answer.status == 200);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let fresh = fresh.expect("the new balance within 5 s");
+    let fresh = fresh.expect("the new balance within 10 s");
     assert_eq!(fresh.header("etag"), Some(format!("\"{v2}\"").as_str()));
 
     // Read-your-writes: right after a command, its version is waited for.
@@ -94,8 +94,9 @@ async fn answers_revalidate_by_version_and_new_events_invalidate_them(pool: PgPo
 
 #[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
 async fn a_version_the_read_model_does_not_reach_in_time_answers_503(pool: PgPool) {
+    // Long enough for the pipeline to project a new ledger even on a loaded machine.
     let stack = Stack::start_with(pool, |config| {
-        config.min_version_wait = Duration::from_millis(300);
+        config.min_version_wait = Duration::from_secs(5);
     })
     .await;
     let v = small(&stack).await;
@@ -109,7 +110,7 @@ async fn a_version_the_read_model_does_not_reach_in_time_answers_503(pool: PgPoo
     // A ledger not created yet is waited for too, then answered.
     let waiting = stack.read("/v1/ledgers/later", 1);
     let create = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         stack.ledger("later").await
     };
     let (answer, version) = tokio::join!(waiting, create);

@@ -121,6 +121,7 @@ impl QueryService {
         };
         let state = QueryState {
             live: LiveHub::new(pool.clone(), closed),
+            store: tally_eventstore::EventStore::new(pool.clone()),
             pool,
             versions,
             cache,

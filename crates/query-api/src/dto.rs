@@ -256,3 +256,46 @@ pub struct VolumeReport {
     pub bucket: String,
     pub lines: Vec<VolumeLine>,
 }
+
+/// One recorded event, as the store holds it (the audit trail).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    pub position: i64,
+    pub version: i64,
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub schema_version: i32,
+    pub recorded_at: DateTime<Utc>,
+    /// Who (actor, client), why (correlation, causation) and the trace context.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// SHA-256 of the previous event's hash and this event's canonical bytes, hex.
+    pub hash: String,
+    pub prev_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventPage {
+    pub ledger: String,
+    pub events: Vec<EventView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// The outcome of recomputing a ledger's hash chain.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VerifyView {
+    pub ledger: String,
+    pub intact: bool,
+    /// Intact: the version verified through.
+    pub version: Option<i64>,
+    /// Intact: the head hash, hex (compare it with one kept elsewhere to prove nothing was rewritten).
+    pub head_hash: Option<String>,
+    /// Not intact: `tampered-event`, `missing-event` or `head-mismatch`.
+    pub problem: Option<String>,
+    /// Not intact: the first version that fails.
+    pub at_version: Option<i64>,
+}

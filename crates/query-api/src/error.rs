@@ -50,6 +50,8 @@ pub enum QueryError {
     Database(#[from] sqlx::Error),
     #[error("read model: {0}")]
     Corrupt(String),
+    #[error("event store: {0}")]
+    Store(String),
 }
 
 impl QueryError {
@@ -121,7 +123,9 @@ impl From<QueryError> for Problem {
                 "Unavailable",
             )
             .cause(error_text(&error)),
-            QueryError::Database(_) | QueryError::Corrupt(_) => Problem::internal(error_text(&error)),
+            QueryError::Database(_) | QueryError::Corrupt(_) | QueryError::Store(_) => {
+                Problem::internal(error_text(&error))
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use utoipa::OpenApi;
 
 use crate::dto;
-use crate::routes::{accounts, ledgers, live, reports, transfers};
+use crate::routes::{accounts, audit, ledgers, live, reports, transfers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,8 @@ use crate::routes::{accounts, ledgers, live, reports, transfers};
         reports::income_statement,
         reports::volumes,
         live::live,
+        audit::events,
+        audit::verify,
     ),
     components(schemas(
         tally_server::ProblemBody,
@@ -54,10 +56,14 @@ use crate::routes::{accounts, ledgers, live, reports, transfers};
         dto::IncomeStatementReport,
         dto::VolumeLine,
         dto::VolumeReport,
+        dto::EventView,
+        dto::EventPage,
+        dto::VerifyView,
     )),
     tags(
         (name = "queries", description = "Ledgers, accounts, statements, transfers and live updates"),
         (name = "reports", description = "Trial balance, balance sheet, income statement and volumes"),
+        (name = "audit", description = "The event trail and hash-chain verification"),
     )
 )]
 pub struct ApiDoc;

@@ -26,6 +26,8 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct QueryState {
     pub pool: PgPool,
+    /// The audit routes read the store itself.
+    pub store: tally_eventstore::EventStore,
     pub versions: Versions,
     pub cache: AnswerCache,
     pub live: LiveHub,

@@ -2,6 +2,7 @@
 //! through [`QueryState::cached`] (JSON) or [`crate::export`] (CSV/NDJSON).
 
 pub mod accounts;
+pub mod audit;
 pub mod ledgers;
 pub mod live;
 pub mod reports;
@@ -24,6 +25,7 @@ pub fn router() -> Router<QueryState> {
         .merge(transfers::router())
         .merge(reports::router())
         .merge(live::router())
+        .merge(audit::router())
 }
 
 /// A ledger id from the path; one that cannot exist is simply not found.

@@ -2,6 +2,7 @@
 //! checked against a replay of the store, cursor stability under concurrent inserts, the cache and
 //! read-your-writes, live updates, and bad input.
 
+mod audit;
 mod bad_input;
 mod bitemporal;
 mod cache;

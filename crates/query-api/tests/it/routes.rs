@@ -436,6 +436,8 @@ async fn the_openapi_document_describes_every_query_route(pool: PgPool) {
         "/v1/ledgers/{ledger}/reports/income-statement",
         "/v1/ledgers/{ledger}/reports/volumes",
         "/v1/ledgers/{ledger}/live",
+        "/v1/ledgers/{ledger}/events",
+        "/v1/ledgers/{ledger}/verify",
     ] {
         assert!(
             document.body["paths"][path]["get"].is_object(),

@@ -174,7 +174,10 @@ impl Projector {
                             _ => break,
                         }
                     }
-                    project_batches(&self.pool, &self.store, schema, batches).await?;
+                    let started = std::time::Instant::now();
+                    let messages = batches.len();
+                    let applied = project_batches(&self.pool, &self.store, schema, batches).await?;
+                    tracing::debug!(messages, events, applied, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "group projected");
                     // Acks this delivery and every earlier one of the group, all committed above.
                     last.ack(BasicAckOptions { multiple: true }).await?;
                 }

@@ -54,6 +54,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The roles log through `tracing`; RUST_LOG picks what shows (e.g. their debug timings).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(20)
         .connect(&args.database_url)

@@ -21,7 +21,7 @@ mod store;
 mod verify;
 
 pub use error::StoreError;
-pub use event::{EventMetadata, NewEvent, RecordedEvent};
+pub use event::{EventMetadata, NewEvent, PayloadEvent, RecordedEvent};
 pub use hash::{EventFields, GENESIS_HASH, canonical_bytes, event_hash};
 pub use snapshot::{KEPT_SNAPSHOTS, Snapshot};
 pub use store::{AppendResult, EventStore, MAX_READ_LIMIT, StreamAppend, StreamInfo, append_in_tx};

@@ -10,7 +10,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::event::{NewEvent, RecordedEvent};
+use crate::event::{NewEvent, PayloadEvent, RecordedEvent};
 use crate::hash::{EventFields, GENESIS_HASH, event_hash};
 
 /// The most events one read returns, whatever limit the caller asks for: a page must fit comfortably in
@@ -252,6 +252,25 @@ impl EventStore {
             event_columns!(),
             " from events where stream_id = $1 and version > $2 order by version limit $3"
         ))
+        .bind(stream_id)
+        .bind(from_version_exclusive)
+        .bind(clamp_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(events)
+    }
+
+    /// Like [`EventStore::read_stream`], with only what replaying needs and the payload as JSON text.
+    pub async fn read_stream_payloads(
+        &self,
+        stream_id: &str,
+        from_version_exclusive: i64,
+        limit: i64,
+    ) -> Result<Vec<PayloadEvent>, StoreError> {
+        let events = sqlx::query_as(
+            "select position, version, event_type, schema_version, payload::text as payload, recorded_at \
+             from events where stream_id = $1 and version > $2 order by version limit $3",
+        )
         .bind(stream_id)
         .bind(from_version_exclusive)
         .bind(clamp_limit(limit))

@@ -10,7 +10,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
 use tally_domain::{Amount, Envelope, Event, LegSpec, Side};
-use tally_eventstore::{EventStore, MAX_READ_LIMIT};
+use tally_eventstore::EventStore;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// Rows per insert statement: large enough to amortise the round trip, small enough for bind limits.
@@ -321,6 +322,61 @@ impl Fold {
     }
 }
 
+/// Events per page read from the store: large enough to amortise the round trip, small enough that
+/// the pages in flight stay a few megabytes.
+const PAGE: i64 = 5_000;
+/// Pages read and decoded ahead of the fold.
+const PAGES_AHEAD: usize = 2;
+
+type Decoded = (i64, i64, DateTime<Utc>, Event);
+
+/// Reads and decodes `ledger`'s stream on a task of its own, so that PostgreSQL reads the next page
+/// while this one is folded. The channel ends after the last page or the first error.
+fn read_ahead(
+    store: EventStore,
+    ledger: String,
+) -> mpsc::Receiver<Result<Vec<Decoded>, ProjectionError>> {
+    let (tx, rx) = mpsc::channel(PAGES_AHEAD);
+    tokio::spawn(async move {
+        let mut after = 0;
+        loop {
+            let page = match store.read_stream_payloads(&ledger, after, PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            let Some(last) = page.last() else { return };
+            after = last.version;
+            let full = page.len() as i64 == PAGE;
+            let decoded = page
+                .into_iter()
+                .map(|e| {
+                    let envelope = Envelope {
+                        event_type: &e.event_type,
+                        schema_version: e.schema_version,
+                        recorded_at: e.recorded_at,
+                    };
+                    let event = Event::decode_str(envelope, &e.payload).map_err(|err| {
+                        ProjectionError::Undecodable {
+                            ledger: ledger.clone(),
+                            version: e.version,
+                            reason: err.to_string(),
+                        }
+                    })?;
+                    Ok((e.version, e.position, e.recorded_at, event))
+                })
+                .collect::<Result<Vec<_>, _>>();
+            let failed = decoded.is_err();
+            if tx.send(decoded).await.is_err() || failed || !full {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// Projects one ledger's whole stream into the empty tables of `schema`. Returns the events applied.
 pub async fn project_ledger(
     pool: &PgPool,
@@ -329,32 +385,12 @@ pub async fn project_ledger(
     ledger: &str,
 ) -> Result<u64, ProjectionError> {
     let mut fold = Fold::default();
-    loop {
-        let page = store
-            .read_stream(ledger, fold.version, MAX_READ_LIMIT)
-            .await?;
-        if page.is_empty() {
-            break;
-        }
-        let full = page.len() as i64 == MAX_READ_LIMIT;
-        for e in page {
-            let envelope = Envelope {
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                recorded_at: e.recorded_at,
-            };
-            let event =
-                Event::decode(envelope, e.payload).map_err(|err| ProjectionError::Undecodable {
-                    ledger: ledger.to_owned(),
-                    version: e.version,
-                    reason: err.to_string(),
-                })?;
-            fold.apply(e.version, e.recorded_at, event);
-            fold.version = e.version;
-            fold.position = e.position;
-        }
-        if !full {
-            break;
+    let mut pages = read_ahead(store.clone(), ledger.to_owned());
+    while let Some(page) = pages.recv().await {
+        for (version, position, recorded_at, event) in page? {
+            fold.apply(version, recorded_at, event);
+            fold.version = version;
+            fold.position = position;
         }
     }
     if fold.version == 0 {

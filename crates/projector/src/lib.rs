@@ -12,4 +12,6 @@ pub mod rebuild;
 
 pub use consumer::{Projector, ProjectorConfig};
 pub use error::ProjectionError;
-pub use project::{PROJECTION, StoredEvent, catch_up, catch_up_all, project_batch};
+pub use project::{
+    PROJECTION, StoredEvent, catch_up, catch_up_all, project_batch, project_batches,
+};

@@ -2,10 +2,11 @@
 //! with the checkpoint moved in the same transaction. Duplicates are skipped and gaps are filled from the
 //! event store, so any delivery order converges to the same tables.
 
-use crate::apply::{At, Deltas, apply};
+use crate::apply::{At, Changes};
 use crate::error::ProjectionError;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_domain::{Envelope, Event};
 use tally_eventstore::{EventStore, MAX_READ_LIMIT, RecordedEvent};
 use tally_messaging::PublishedEvent;
@@ -59,59 +60,175 @@ pub async fn project_batch(
     ledger: &str,
     events: Vec<StoredEvent>,
 ) -> Result<usize, ProjectionError> {
+    project_batches(pool, store, schema, vec![(ledger.to_owned(), events)]).await
+}
+
+/// Applies several runs of events, of one ledger or several, in one transaction: what the consumer
+/// does with the messages waiting for it, so that one commit (and its fsync) covers them all. Each
+/// ledger is handled as [`project_batch`] would; the checkpoints are locked in ledger order, so
+/// concurrent projectors cannot deadlock. Returns how many events were newly applied.
+pub async fn project_batches(
+    pool: &PgPool,
+    store: &EventStore,
+    schema: &str,
+    batches: Vec<(String, Vec<StoredEvent>)>,
+) -> Result<usize, ProjectionError> {
+    let mut by_ledger: BTreeMap<String, Vec<StoredEvent>> = BTreeMap::new();
+    for (ledger, events) in batches {
+        by_ledger.entry(ledger).or_default().extend(events);
+    }
+    if by_ledger.is_empty() {
+        return Ok(0);
+    }
+    let ledgers: Vec<&str> = by_ledger.keys().map(String::as_str).collect();
     let mut tx = pool.begin().await?;
-    // `schema` is one of our own constants (`read`, or a rebuild's scratch schema), never input.
-    sqlx::query(&format!("set local search_path to {schema}, public"))
-        .execute(&mut *tx)
-        .await?;
+    // The commit need not wait for its WAL flush: the read models and their checkpoints derive from
+    // the store, and a commit lost in a crash takes its checkpoint with it, so the next message's gap
+    // fill (or the sweep) projects those events again. Waiting for the flush was most of a small
+    // transaction's time on a busy disk. `schema` is one of our own constants, never input.
     sqlx::query(
-        "insert into checkpoints (projection, ledger_id, version, position) values ($1, $2, 0, 0) \
-         on conflict do nothing",
+        "select set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true)",
     )
-    .bind(PROJECTION)
-    .bind(ledger)
+    .bind(format!("{schema}, public"))
     .execute(&mut *tx)
     .await?;
-    // The row lock serialises every projector instance (and the catch-up sweep) per ledger.
-    let checkpoint: i64 = sqlx::query_scalar(
-        "select version from checkpoints where projection = $1 and ledger_id = $2 for update",
+    sqlx::query(
+        "insert into checkpoints (projection, ledger_id, version, position) \
+         select $1, unnest($2::text[]), 0, 0 on conflict do nothing",
     )
     .bind(PROJECTION)
-    .bind(ledger)
-    .fetch_one(&mut *tx)
+    .bind(&ledgers)
+    .execute(&mut *tx)
     .await?;
-    let mut pending: Vec<StoredEvent> = events
+    // The row locks serialise every projector instance (and the catch-up sweep) per ledger; rows are
+    // locked in the order they are sorted.
+    let checkpoints: HashMap<String, i64> = sqlx::query_as(
+        "select ledger_id, version from checkpoints where projection = $1 and ledger_id = any($2::text[]) \
+         order by ledger_id for update",
+    )
+    .bind(PROJECTION)
+    .bind(&ledgers)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut changes = Changes::default();
+    let mut moved: Vec<(String, i64, i64, DateTime<Utc>)> = Vec::new();
+    let mut duplicates = 0u64;
+    for (ledger, events) in by_ledger {
+        let checkpoint = checkpoints.get(&ledger).copied().unwrap_or(0);
+        let pending = unseen(store, &ledger, checkpoint, events).await?;
+        if pending.is_empty() {
+            duplicates += 1;
+            continue;
+        }
+        let mut decoded = Vec::with_capacity(pending.len());
+        let mut accounts = BTreeSet::new();
+        for stored in pending {
+            let envelope = Envelope {
+                event_type: &stored.event_type,
+                schema_version: stored.schema_version,
+                recorded_at: stored.recorded_at,
+            };
+            let event = Event::decode(envelope, stored.payload).map_err(|e| {
+                ProjectionError::Undecodable {
+                    ledger: ledger.clone(),
+                    version: stored.version,
+                    reason: e.to_string(),
+                }
+            })?;
+            if let Event::TransferPosted { transfer: t, .. } = &event {
+                accounts.extend(t.legs.iter().map(|l| l.account.as_str().to_owned()));
+            }
+            if let Event::TransferReversed { legs, .. } = &event {
+                accounts.extend(legs.iter().map(|l| l.account.as_str().to_owned()));
+            }
+            let at = At {
+                version: stored.version,
+                recorded_at: stored.recorded_at,
+            };
+            decoded.push((at, stored.position, event));
+        }
+        let accounts: Vec<String> = accounts.into_iter().collect();
+        changes.prefetch(&mut tx, &ledger, &accounts).await?;
+        let mut last = None;
+        for (at, position, event) in decoded {
+            changes.apply(&mut tx, &ledger, &at, event).await?;
+            last = Some((at, position));
+        }
+        if let Some((at, position)) = last {
+            moved.push((ledger, at.version, position, at.recorded_at));
+        }
+    }
+    changes.finish(&mut tx).await?;
+    if !moved.is_empty() {
+        let ids: Vec<&str> = moved.iter().map(|m| m.0.as_str()).collect();
+        let versions: Vec<i64> = moved.iter().map(|m| m.1).collect();
+        let positions: Vec<i64> = moved.iter().map(|m| m.2).collect();
+        sqlx::query(
+            "update ledgers l set version = d.version \
+             from unnest($1::text[], $2::int8[]) as d(ledger_id, version) where l.ledger_id = d.ledger_id",
+        )
+        .bind(&ids)
+        .bind(&versions)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "update checkpoints c set version = d.version, position = d.position, updated_at = now() \
+             from unnest($2::text[], $3::int8[], $4::int8[]) as d(ledger_id, version, position) \
+             where c.projection = $1 and c.ledger_id = d.ledger_id",
+        )
+        .bind(PROJECTION)
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&positions)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    if duplicates > 0 {
+        metrics::counter!("tally_projection_duplicates_total").increment(duplicates);
+    }
+    let applied: i64 = moved
+        .iter()
+        .map(|(ledger, version, _, _)| version - checkpoints.get(ledger).copied().unwrap_or(0))
+        .sum();
+    metrics::counter!("tally_projection_events_applied_total").increment(applied as u64);
+    if let Some(newest) = moved.iter().map(|m| m.3).max() {
+        let lag = (Utc::now() - newest).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::gauge!("tally_projection_lag_seconds").set(lag);
+    }
+    Ok(applied as usize)
+}
+
+/// The events after `checkpoint`, in version order, each once: duplicates dropped, and every gap (a
+/// message that went missing or arrives late, before or between the messages of a group) filled from
+/// the store.
+async fn unseen(
+    store: &EventStore,
+    ledger: &str,
+    checkpoint: i64,
+    events: Vec<StoredEvent>,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let mut given: Vec<StoredEvent> = events
         .into_iter()
         .filter(|e| e.version > checkpoint)
         .collect();
-    pending.sort_by_key(|e| e.version);
-    let Some(first) = pending.first() else {
-        tx.commit().await?;
-        metrics::counter!("tally_projection_duplicates_total").increment(1);
-        return Ok(0);
-    };
-    if first.version > checkpoint + 1 {
-        // A message went missing or arrived late: read what lies between from the store.
-        metrics::counter!("tally_projection_gaps_total").increment(1);
-        let mut filled = Vec::new();
-        let mut after = checkpoint;
-        while after < first.version - 1 {
-            let page = store
-                .read_stream_range(ledger, after, first.version - 1)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = last.version;
-            filled.extend(page.into_iter().map(StoredEvent::from));
-        }
-        filled.append(&mut pending);
-        pending = filled;
-    }
+    given.sort_by_key(|e| e.version);
+    given.dedup_by_key(|e| e.version);
+    let mut pending = Vec::with_capacity(given.len());
     let mut expected = checkpoint + 1;
-    let mut last_position = 0;
-    let mut deltas = Deltas::default();
-    for stored in &pending {
-        if stored.version < expected {
-            continue; // the same version twice in one batch
+    for stored in given {
+        if stored.version > expected {
+            metrics::counter!("tally_projection_gaps_total").increment(1);
+            while expected < stored.version {
+                let page = store
+                    .read_stream_range(ledger, expected - 1, stored.version - 1)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                expected = last.version + 1;
+                pending.extend(page.into_iter().map(StoredEvent::from));
+            }
         }
         if stored.version != expected {
             return Err(ProjectionError::Inconsistent {
@@ -119,50 +236,10 @@ pub async fn project_batch(
                 reason: format!("expected version {expected}, got {}", stored.version),
             });
         }
-        let envelope = Envelope {
-            event_type: &stored.event_type,
-            schema_version: stored.schema_version,
-            recorded_at: stored.recorded_at,
-        };
-        let event = Event::decode(envelope, stored.payload.clone()).map_err(|e| {
-            ProjectionError::Undecodable {
-                ledger: ledger.to_owned(),
-                version: stored.version,
-                reason: e.to_string(),
-            }
-        })?;
-        let at = At {
-            version: stored.version,
-            recorded_at: stored.recorded_at,
-        };
-        apply(&mut tx, &mut deltas, ledger, &at, &event).await?;
+        pending.push(stored);
         expected += 1;
-        last_position = stored.position;
     }
-    deltas.flush(&mut tx, ledger).await?;
-    let applied = (expected - 1 - checkpoint) as usize;
-    sqlx::query("update ledgers set version = $2 where ledger_id = $1")
-        .bind(ledger)
-        .bind(expected - 1)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "update checkpoints set version = $3, position = $4, updated_at = now() \
-         where projection = $1 and ledger_id = $2",
-    )
-    .bind(PROJECTION)
-    .bind(ledger)
-    .bind(expected - 1)
-    .bind(last_position)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    metrics::counter!("tally_projection_events_applied_total").increment(applied as u64);
-    if let Some(last) = pending.last() {
-        let lag = (Utc::now() - last.recorded_at).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::gauge!("tally_projection_lag_seconds").set(lag);
-    }
-    Ok(applied)
+    Ok(pending)
 }
 
 /// Brings one ledger's projection up to the store's head, in pages.

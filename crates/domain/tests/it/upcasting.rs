@@ -34,11 +34,15 @@ fn every_event_round_trips_through_its_stored_form() {
             payload.get("type").is_none(),
             "the type lives in its own column"
         );
+        let text = payload.to_string();
         let decoded = Event::decode(
             envelope(event.event_type(), event.schema_version()),
             payload,
         );
-        assert_eq!(decoded, Ok(event));
+        assert_eq!(decoded, Ok(event.clone()));
+        let from_text =
+            Event::decode_str(envelope(event.event_type(), event.schema_version()), &text);
+        assert_eq!(from_text, Ok(event));
     }
 }
 
@@ -55,7 +59,13 @@ fn a_v1_transfer_from_the_prototype_still_loads() {
         "actor": "user-000000",
         "memo": "first sale"
     });
+    let from_text = Event::decode_str(envelope("TransferPosted", 1), &v1.to_string());
     let decoded = Event::decode(envelope("TransferPosted", 1), v1).expect("v1 upcasts");
+    assert_eq!(
+        from_text.as_ref(),
+        Ok(&decoded),
+        "the text path upcasts too"
+    );
     let mut expected = spec(
         7,
         vec![
@@ -95,4 +105,25 @@ fn a_broken_payload_is_a_decode_error_not_a_panic() {
     assert!(matches!(err, Err(UpcastError::Shape { .. })), "{err:?}");
     let err = Event::decode(envelope("TransferPosted", 1), json!({"legs": []}));
     assert!(matches!(err, Err(UpcastError::Shape { .. })), "{err:?}");
+    for (event_type, version, text) in [
+        ("AccountFrozen", 1, r#"{"code": "Not A Code"}"#),
+        ("NoSuchEvent", 1, "{}"),
+        ("AccountFrozen", 1, "{not json"),
+        (
+            "AccountFrozen",
+            1,
+            r#"{"code": "assets:cash"}, "type": "AccountClosed""#,
+        ),
+    ] {
+        let err = Event::decode_str(envelope(event_type, version), text);
+        assert!(
+            matches!(err, Err(UpcastError::Shape { .. })),
+            "{text}: {err:?}"
+        );
+    }
+    let err = Event::decode_str(envelope("AccountFrozen", 2), r#"{"code": "assets:cash"}"#);
+    assert!(
+        matches!(err, Err(UpcastError::FromTheFuture { .. })),
+        "{err:?}"
+    );
 }

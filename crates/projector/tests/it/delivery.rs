@@ -2,7 +2,7 @@
 
 use crate::fixtures::*;
 use sqlx::PgPool;
-use tally_projector::{StoredEvent, project_batch, rebuild};
+use tally_projector::{StoredEvent, project_batch, project_batches, rebuild};
 
 #[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
 async fn duplicates_reordering_and_gaps_leave_the_read_models_exact(pool: PgPool) {
@@ -64,4 +64,160 @@ async fn a_message_out_of_any_order_within_itself_is_applied_in_version_order(po
         .await
         .expect("catch up beta");
     assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+}
+
+/// Running balances of `account` in statement order.
+async fn balances(pool: &PgPool, ledger: &str, account: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "select balance_after::text from read.entries where ledger_id = $1 and account = $2 \
+         order by effective_at, version, leg",
+    )
+    .bind(ledger)
+    .bind(account)
+    .fetch_all(pool)
+    .await
+    .expect("entries")
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_backdated_entry_inside_a_group_of_messages_moves_every_later_balance(pool: PgPool) {
+    let traffic = Traffic::start(&pool).await;
+    let store = traffic.store.clone();
+    // Projected beforehand, so the group finds entries already written as well as its own.
+    traffic
+        .must(
+            "alpha",
+            transfer(1, "equity:capital", "assets:cash", 10_000),
+        )
+        .await;
+    traffic
+        .must("alpha", transfer(2, "assets:cash", "assets:bank", 2_500))
+        .await;
+    tally_projector::catch_up(&pool, &store, "read", "alpha")
+        .await
+        .expect("project");
+    let head = stored(&store, "alpha").await.len();
+    traffic
+        .must("alpha", transfer(3, "assets:cash", "assets:bank", 1_000))
+        .await;
+    traffic
+        .must(
+            "alpha",
+            backdated(4, "assets:bank", "expenses:rent", 700, 3),
+        )
+        .await;
+    traffic
+        .must("alpha", transfer(5, "assets:cash", "assets:bank", 100))
+        .await;
+    traffic
+        .must("alpha", backdated(6, "assets:cash", "assets:bank", 40, 5))
+        .await;
+    traffic
+        .must("alpha", transfer(7, "assets:bank", "expenses:rent", 1))
+        .await;
+    // One message per event, all in one transaction.
+    let messages = stored(&store, "alpha").await[head..]
+        .iter()
+        .map(|e| ("alpha".to_owned(), vec![e.clone()]))
+        .collect();
+    let applied = project_batches(&pool, &store, "read", messages)
+        .await
+        .expect("projects");
+    assert_eq!(applied, 5);
+    // In business time: +40 (5 days ago), -700 (3 days ago), +2,500, +1,000, +100, -1.
+    assert_eq!(
+        balances(&pool, "alpha", "assets:bank").await,
+        ["40", "-660", "1840", "2840", "2940", "2939"]
+    );
+    assert_eq!(
+        balances(&pool, "alpha", "assets:cash").await,
+        ["-40", "9960", "7460", "6460", "6360"]
+    );
+    tally_projector::catch_up(&pool, &store, "read", "beta")
+        .await
+        .expect("catch up beta");
+    assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_group_mixing_ledgers_duplicates_and_gaps_leaves_the_read_models_exact(pool: PgPool) {
+    let traffic = Traffic::start(&pool).await;
+    traffic.mixed("alpha", 900).await;
+    traffic.admin("beta").await;
+    traffic.mixed("beta", 950).await;
+    let store = traffic.store.clone();
+    let alpha: Vec<Vec<StoredEvent>> = stored(&store, "alpha")
+        .await
+        .chunks(2)
+        .map(<[StoredEvent]>::to_vec)
+        .collect();
+    let beta: Vec<Vec<StoredEvent>> = stored(&store, "beta")
+        .await
+        .chunks(3)
+        .map(<[StoredEvent]>::to_vec)
+        .collect();
+    // First group: alpha's first two messages and beta's messages interleaved, some twice, beta's
+    // second one missing (a gap the store fills).
+    let mut first = vec![
+        ("beta".to_owned(), beta[0].clone()),
+        ("alpha".to_owned(), alpha[0].clone()),
+        ("alpha".to_owned(), alpha[1].clone()),
+        ("beta".to_owned(), beta[0].clone()),
+        ("alpha".to_owned(), alpha[0].clone()),
+    ];
+    first.extend(beta[2..].iter().map(|m| ("beta".to_owned(), m.clone())));
+    let applied = project_batches(&pool, &store, "read", first)
+        .await
+        .expect("first group");
+    let beta_events: usize = beta.iter().map(Vec::len).sum();
+    assert_eq!(applied, 4 + beta_events);
+    // Second group: the rest of alpha in reverse (pending transfers posted and voided in the same
+    // group as their reservation, or in a later one), with everything of the first group again.
+    let mut second: Vec<_> = alpha
+        .iter()
+        .rev()
+        .map(|m| ("alpha".to_owned(), m.clone()))
+        .collect();
+    second.extend(beta.iter().map(|m| ("beta".to_owned(), m.clone())));
+    let alpha_events: usize = alpha.iter().map(Vec::len).sum();
+    let applied = project_batches(&pool, &store, "read", second)
+        .await
+        .expect("second group");
+    assert_eq!(applied, alpha_events - 4);
+    // A group of nothing but duplicates changes nothing.
+    let again = vec![
+        ("alpha".to_owned(), alpha[1].clone()),
+        ("beta".to_owned(), beta[1].clone()),
+    ];
+    assert_eq!(
+        project_batches(&pool, &store, "read", again)
+            .await
+            .expect("duplicates"),
+        0
+    );
+    assert!(caught_up(&pool).await);
+    assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn the_comparison_notices_a_wrong_running_balance(pool: PgPool) {
+    let traffic = Traffic::start(&pool).await;
+    traffic.mixed("alpha", 990).await;
+    let store = traffic.store.clone();
+    tally_projector::catch_up_all(&pool, &store, "read", &mut |_| {})
+        .await
+        .expect("project");
+    assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+    sqlx::query(
+        "update read.entries set balance_after = balance_after + 1 \
+         where ledger_id = 'alpha' and account = 'assets:bank' and version = \
+               (select min(version) from read.entries where ledger_id = 'alpha' and account = 'assets:bank')",
+    )
+    .execute(&pool)
+    .await
+    .expect("tamper");
+    assert_eq!(
+        rebuild::differences(&pool, &store).await.expect("compare"),
+        [("entries".to_owned(), 2)]
+    );
 }

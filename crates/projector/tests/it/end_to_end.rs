@@ -162,6 +162,17 @@ async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .expect("count");
+    // The incremental path that built these tables against the bulk fold `differences` uses.
+    assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+    let indexes = || async {
+        sqlx::query_as::<_, (String, String)>(
+            "select indexname::text, indexdef from pg_indexes where schemaname = 'read' order by 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("indexes")
+    };
+    let indexes_before = indexes().await;
     let mut seen = 0;
     let total = rebuild::rebuild(&pool, &store, &mut |n| seen = n)
         .await
@@ -173,6 +184,8 @@ async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(pool: PgPool) {
         .expect("count");
     assert_eq!(before, after);
     assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+    // Built after the load, under the names the migrations gave them.
+    assert_eq!(indexes().await, indexes_before);
     let leftovers: i64 = sqlx::query_scalar(
         "select count(*) from pg_namespace where nspname in ('read_next', 'read_old', 'read_verify')",
     )

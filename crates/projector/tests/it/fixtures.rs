@@ -107,6 +107,26 @@ pub fn transfer(n: u128, from: &str, to: &str, amount: i128) -> CommandKind {
     })
 }
 
+/// A transfer effective `days` before now, i.e. before whatever was booked just now.
+pub fn backdated(n: u128, from: &str, to: &str, amount: i128, days: i64) -> CommandKind {
+    let mut kind = transfer(n, from, to, amount);
+    if let CommandKind::RecordTransfer(spec) = &mut kind {
+        spec.effective_at = Some(chrono::Utc::now() - chrono::Duration::days(days));
+    }
+    kind
+}
+
+/// Every event of `ledger` in the store, as the broker would carry them.
+pub async fn stored(store: &EventStore, ledger: &str) -> Vec<tally_projector::StoredEvent> {
+    store
+        .read_stream(ledger, 0, 10_000)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(tally_projector::StoredEvent::from)
+        .collect()
+}
+
 pub struct Traffic {
     pub writers: Writers,
     pub store: EventStore,

@@ -93,6 +93,17 @@ impl QueryState {
             return Ok(answer.respond(headers));
         }
         let answer = Arc::new(read().await?);
+        // The read models are committed asynchronously; after a PostgreSQL crash they can be briefly
+        // behind a version this process already saw, so the promise is checked on what was read.
+        if let Some(wanted) = min_version(headers)?
+            && answer.version < wanted
+        {
+            return Err(QueryError::NotYetProjected {
+                ledger: ledger.to_owned(),
+                wanted,
+                projected: answer.version,
+            });
+        }
         let clock = self.versions.register(ledger, answer.version);
         self.cache.put(key, answer.clone(), &clock);
         Ok(answer.respond(headers))

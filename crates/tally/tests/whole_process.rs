@@ -112,8 +112,10 @@ async fn get(client: &reqwest::Client, url: String, min_version: i64) -> Value {
         .send()
         .await
         .expect("answered");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("JSON")
+    let status = response.status();
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 fn transfer(n: u128) -> Value {

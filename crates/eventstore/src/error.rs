@@ -37,6 +37,12 @@ pub enum StoreError {
     )]
     StaleTransaction { stream_id: String },
 
+    /// The append runs in a transaction that wrote something else first, without claiming its place in
+    /// the log ([`claim_log`](crate::claim_log)): readers of the log could have passed it by. Append
+    /// first, or claim before writing.
+    #[error("the transaction wrote before it appended events; append first or claim the log first")]
+    WroteBeforeAppend,
+
     /// `read_all` was given a cursor that is not the position of any event.
     #[error("no event at position {position}")]
     UnknownPosition { position: i64 },

@@ -24,7 +24,9 @@ pub use error::StoreError;
 pub use event::{EventMetadata, NewEvent, PayloadEvent, RecordedEvent};
 pub use hash::{EventFields, GENESIS_HASH, canonical_bytes, event_hash};
 pub use snapshot::{KEPT_SNAPSHOTS, Snapshot};
-pub use store::{AppendResult, EventStore, MAX_READ_LIMIT, StreamAppend, StreamInfo, append_in_tx};
+pub use store::{
+    AppendResult, EventStore, MAX_READ_LIMIT, StreamAppend, StreamInfo, append_in_tx, claim_log,
+};
 pub use verify::VerifyReport;
 
 /// The event store's schema migrations (the workspace's `migrations/` folder), embedded at build time.

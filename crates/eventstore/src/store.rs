@@ -318,8 +318,9 @@ impl EventStore {
     /// (writing transaction, position), not by position alone: two transactions can take positions in one
     /// order and their transaction ids in the other, and ordering by position would then have to skip one.
     /// Within a page, positions can thus go down where a transaction boundary falls; a stream's events
-    /// always come in version order. A long-running writing transaction anywhere on the server holds the
-    /// log back until it ends.
+    /// always come in version order. Only transactions that can add events hold the log back
+    /// (`tally_log_horizon`, migration 0007): a long-running append holds it until it ends, other writes
+    /// on the server (the projector's, other databases') do not.
     ///
     /// Fails with `UnknownPosition` if `after_position` is not 0 and no event has it.
     pub async fn read_all(
@@ -328,13 +329,19 @@ impl EventStore {
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let limit = clamp_limit(limit);
+        // A statement of its own: the read below then takes a newer snapshot, which sees every writer that
+        // ended while the horizon was being decided.
+        let horizon: String = sqlx::query_scalar("select tally_log_horizon()::text")
+            .fetch_one(&self.pool)
+            .await?;
         if after_position <= 0 {
             let events = sqlx::query_as(concat!(
                 "select ",
                 event_columns!(),
-                " from events where tx < pg_snapshot_xmin(pg_current_snapshot()) order by tx, position limit $1"
+                " from events where tx < $2::xid8 order by tx, position limit $1"
             ))
             .bind(limit)
+            .bind(&horizon)
             .fetch_all(&self.pool)
             .await?;
             return Ok(events);
@@ -347,11 +354,12 @@ impl EventStore {
             event_columns!(),
             " from events \
                where (tx, position) > (after_event.tx, after_event.position) \
-                 and tx < pg_snapshot_xmin(pg_current_snapshot()) \
+                 and tx < $3::xid8 \
                order by tx, position limit $2) as e"
         ))
         .bind(after_position)
         .bind(limit)
+        .bind(&horizon)
         .fetch_all(&self.pool)
         .await?;
         if events.is_empty() {
@@ -439,6 +447,17 @@ pub async fn append_in_tx(
         tracing::debug!(version = result.version, "appended");
     }
     result
+}
+
+/// Claims the transaction's place in the global log before it writes anything else, so it may write other
+/// tables first and append events later in the same transaction. Needed only then: an append claims by
+/// itself, and a transaction that wrote first without claiming is refused (`WroteBeforeAppend`).
+pub async fn claim_log(tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
+    sqlx::query("select tally_claim_log()")
+        .execute(&mut **tx)
+        .await
+        .map_err(|err| insert_error(err, "", &[]))?;
+    Ok(())
 }
 
 /// One stream's part of an append of several streams in one transaction ([`EventStore::append_many`]).
@@ -692,6 +711,10 @@ fn insert_error(err: sqlx::Error, stream_id: &str, events: &[NewEvent]) -> Store
     let sqlx::Error::Database(db) = &err else {
         return StoreError::Database(err);
     };
+    // Raised by tally_claim_log (migration 0007) and by nothing else of ours.
+    if db.code().as_deref() == Some("55000") {
+        return StoreError::WroteBeforeAppend;
+    }
     if !db.is_unique_violation() {
         return StoreError::Database(err);
     }

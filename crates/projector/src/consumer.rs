@@ -154,6 +154,11 @@ impl Projector {
             )
             .await?;
         let mut sweep = tokio::time::interval(self.config.sweep_interval);
+        // Each ledger's stored version as the previous sweep saw it. Under load every ledger is a little
+        // behind at any instant, with its events on their way through the queue; only a ledger that has
+        // not reached what was stored a whole interval ago has lost a message, and only that one is
+        // read from the store, so the sweep never stalls the consumer chasing events already in flight.
+        let mut stored_before: std::collections::HashMap<String, i64> = Default::default();
         loop {
             tokio::select! {
                 delivery = deliveries.next() => {
@@ -190,11 +195,15 @@ impl Projector {
                     let rows = crate::rebuild::status(&self.pool).await?;
                     let behind: i64 = rows.iter().map(|(_, projected, stored)| stored - projected).sum();
                     metrics::gauge!("tally_projection_lag_events").set(behind as f64);
+                    let mut stored_now = std::collections::HashMap::with_capacity(rows.len());
                     for (ledger, projected, stored) in rows {
-                        if projected < stored {
+                        let overdue = stored_before.get(&ledger).is_some_and(|&then| projected < then);
+                        if overdue {
                             catch_up(&self.pool, &self.store, schema, &ledger).await?;
                         }
+                        stored_now.insert(ledger, stored);
                     }
+                    stored_before = stored_now;
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! The global log: paging, and never skipping an event that commits late.
 
 use sqlx::PgPool;
-use tally_eventstore::{EventStore, StoreError, append_in_tx};
+use tally_eventstore::{EventStore, StoreError, append_in_tx, claim_log};
 
 use crate::support::{append, events, read_all_at_least};
 
@@ -90,6 +90,7 @@ async fn a_lower_position_committed_after_a_higher_one_is_not_skipped(pool: PgPo
     // by position alone would hand out `older`'s event and then skip `younger`'s lower position for good.
     let store = EventStore::new(pool.clone());
     let mut older = pool.begin().await.expect("begin");
+    claim_log(&mut older).await.expect("claim the log");
     sqlx::query("select pg_current_xact_id()")
         .execute(&mut *older)
         .await
@@ -119,6 +120,7 @@ async fn a_transaction_older_than_the_last_append_to_the_stream_is_refused(pool:
     let store = EventStore::new(pool.clone());
     append(&store, "ledger-a", 0, &events(1)).await;
     let mut old = pool.begin().await.expect("begin");
+    claim_log(&mut old).await.expect("claim the log");
     sqlx::query("select pg_current_xact_id()")
         .execute(&mut *old)
         .await
@@ -135,4 +137,70 @@ async fn a_transaction_older_than_the_last_append_to_the_stream_is_refused(pool:
     drop(old);
 
     assert_eq!(append(&store, "ledger-a", 2, &events(1)).await.version, 3);
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn transactions_that_cannot_append_do_not_hold_the_log_back(pool: PgPool) {
+    // A write to another table (here the relay's checkpoints; in production the projector's read models,
+    // or any other database on the server) takes a transaction id but can never add events.
+    let store = EventStore::new(pool.clone());
+    let mut other = pool.begin().await.expect("begin");
+    sqlx::query("insert into relay_checkpoints (relay, position) values ('elsewhere', 0)")
+        .execute(&mut *other)
+        .await
+        .expect("write elsewhere");
+    let committed = append(&store, "ledger-a", 0, &events(2)).await;
+
+    let visible = store.read_all(0, 100).await.expect("read_all");
+    let positions: Vec<i64> = visible.iter().map(|event| event.position).collect();
+    assert_eq!(positions, committed.positions);
+    other.rollback().await.expect("rollback");
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_transaction_that_wrote_before_it_appends_is_refused_unless_it_claimed_first(
+    pool: PgPool,
+) {
+    // Such a transaction could be passed by a reader of the log while it has an id but no lock on
+    // `events`, and then commit events below the horizon that reader already moved past.
+    let store = EventStore::new(pool.clone());
+    let mut unclaimed = pool.begin().await.expect("begin");
+    sqlx::query("insert into relay_checkpoints (relay, position) values ('first', 0)")
+        .execute(&mut *unclaimed)
+        .await
+        .expect("write elsewhere");
+    let err = append_in_tx(&mut unclaimed, "ledger-a", 0, &events(1))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::WroteBeforeAppend), "{err:?}");
+    drop(unclaimed);
+
+    // A plain INSERT is held to the same rule by the statement trigger.
+    let mut raw = pool.begin().await.expect("begin");
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *raw)
+        .await
+        .expect("take an xid");
+    let err = sqlx::query("insert into events (stream_id) values ('ledger-a')")
+        .execute(&mut *raw)
+        .await
+        .expect_err("refused");
+    let code = err
+        .as_database_error()
+        .and_then(|db| db.code().map(|c| c.into_owned()));
+    assert_eq!(code.as_deref(), Some("55000"), "{err}");
+    drop(raw);
+
+    let mut claimed = pool.begin().await.expect("begin");
+    claim_log(&mut claimed).await.expect("claim the log");
+    sqlx::query("insert into relay_checkpoints (relay, position) values ('first', 0)")
+        .execute(&mut *claimed)
+        .await
+        .expect("write elsewhere");
+    let result = append_in_tx(&mut claimed, "ledger-a", 0, &events(1))
+        .await
+        .expect("append after claiming");
+    claimed.commit().await.expect("commit");
+    let all = read_all_at_least(&store, 0, 1).await;
+    assert_eq!(all[0].position, result.positions[0]);
 }

@@ -83,6 +83,34 @@ async fn every_event_reaches_the_read_models_exactly(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn events_no_message_carries_are_brought_in_by_the_sweep(pool: PgPool) {
+    // No relay at all: after the start-up catch-up, only the sweep can read these events from the store.
+    let names = Names::unique();
+    let projector = Projector::new(
+        pool.clone(),
+        tally_projector::ProjectorConfig {
+            sweep_interval: std::time::Duration::from_millis(200),
+            ..names.projector()
+        },
+    );
+    let projector = tokio::spawn(projector.run(std::future::pending()));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let traffic = Traffic::start(&pool).await;
+    traffic.mixed("alpha", 100).await;
+    assert!(
+        eventually(30, || caught_up(&pool)).await,
+        "the sweep did not bring the ledger up to the store"
+    );
+    assert_exact(
+        rebuild::differences(&pool, &traffic.store)
+            .await
+            .expect("compare"),
+    );
+    projector.abort();
+    names.delete().await;
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
 async fn a_killed_projector_resumes_and_ends_equal_to_a_rebuild(pool: PgPool) {
     let names = Names::unique();
     let traffic = Traffic::start(&pool).await;

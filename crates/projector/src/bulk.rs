@@ -3,6 +3,7 @@
 //! `differences` check compares the two paths, so they cannot drift apart unnoticed.
 
 use crate::apply::At;
+use crate::copy::CopyRows;
 use crate::error::ProjectionError;
 use crate::project::PROJECTION;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -451,34 +452,37 @@ async fn write(
         .execute(&mut *tx)
         .await?;
     }
-    let transfers: Vec<(&Uuid, &TransferRow)> = fold.transfers.iter().collect();
-    for chunk in transfers.chunks(CHUNK) {
-        sqlx::query(
-            "insert into transfers (ledger_id, transfer_id, status, legs, posted_amounts, effective_at, recorded_at, \
+    let mut copy = tx
+        .copy_in_raw(
+            "copy transfers (ledger_id, transfer_id, status, legs, posted_amounts, effective_at, recorded_at, \
              expires_at, description, metadata, reverses, corrects, reason, reversed_by, created_version, version) \
-             select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], \
-                    $7::timestamptz[], $8::timestamptz[], $9::text[], $10::jsonb[], $11::uuid[], $12::uuid[], $13::text[], \
-                    $14::uuid[], $15::int8[], $16::int8[])",
+             from stdin",
         )
-        .bind(ledger)
-        .bind(chunk.iter().map(|(id, _)| **id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.status.to_owned()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| serde_json::to_value(&t.legs).unwrap_or_default()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.posted.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.effective_at).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.recorded_at).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.expires_at).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.description.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.metadata.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.reverses).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.corrects).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.reason.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.reversed_by).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.created_version).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, t)| t.version).collect::<Vec<_>>())
-        .execute(&mut *tx)
         .await?;
+    let mut rows = CopyRows::new();
+    for (id, t) in &fold.transfers {
+        rows.text(ledger)
+            .plain(id)
+            .text(t.status)
+            .json(&serde_json::to_value(&t.legs).unwrap_or_default());
+        match &t.posted {
+            Some(posted) => rows.json(posted),
+            None => rows.null(),
+        };
+        rows.time(t.effective_at)
+            .time(t.recorded_at)
+            .opt_time(t.expires_at)
+            .text(&t.description)
+            .json(&t.metadata)
+            .opt_plain(t.reverses)
+            .opt_plain(t.corrects)
+            .opt_text(t.reason.as_deref())
+            .opt_plain(t.reversed_by)
+            .plain(t.created_version)
+            .plain(t.version);
+        rows.end_row(&mut copy).await?;
     }
+    rows.finish(copy).await?;
     // Running balances in business-time order, per account, exactly as the incremental path keeps them.
     let mut entries = fold.entries;
     entries.sort_by(|a, b| {
@@ -504,30 +508,29 @@ async fn write(
         } else {
             -e.amount
         };
-        balances.push(running.to_string());
+        balances.push(running);
     }
-    for (chunk, balances) in entries.chunks(CHUNK).zip(balances.chunks(CHUNK)) {
-        sqlx::query(
-            "insert into entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
-             balance_after, recorded_at) \
-             select $1, account, effective_at, version, leg, transfer_id, side, amount::numeric, balance::numeric, recorded_at \
-             from unnest($2::text[], $3::timestamptz[], $4::int8[], $5::int4[], $6::uuid[], $7::text[], $8::text[], \
-                         $9::text[], $10::timestamptz[]) \
-                  as t(account, effective_at, version, leg, transfer_id, side, amount, balance, recorded_at)",
+    let mut copy = tx
+        .copy_in_raw(
+            "copy entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
+             balance_after, recorded_at) from stdin",
         )
-        .bind(ledger)
-        .bind(chunk.iter().map(|e| e.account.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|e| e.effective_at).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|e| e.version).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|e| e.leg).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|e| e.transfer_id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|e| side(e.side).to_owned()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|e| e.amount.to_string()).collect::<Vec<_>>())
-        .bind(balances.to_vec())
-        .bind(chunk.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
-        .execute(&mut *tx)
         .await?;
+    let mut rows = CopyRows::new();
+    for (e, balance) in entries.iter().zip(&balances) {
+        rows.text(ledger)
+            .text(&e.account)
+            .time(e.effective_at)
+            .plain(e.version)
+            .plain(e.leg)
+            .plain(e.transfer_id)
+            .text(side(e.side))
+            .plain(e.amount)
+            .plain(balance)
+            .time(e.recorded_at);
+        rows.end_row(&mut copy).await?;
     }
+    rows.finish(copy).await?;
     let volumes: Vec<_> = fold.volumes.into_iter().collect();
     for chunk in volumes.chunks(CHUNK) {
         sqlx::query(

@@ -6,6 +6,7 @@
 mod apply;
 mod bulk;
 mod consumer;
+mod copy;
 mod error;
 mod project;
 pub mod rebuild;

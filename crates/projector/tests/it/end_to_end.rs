@@ -182,6 +182,21 @@ async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(pool: PgPool) {
     let traffic = Traffic::start(&pool).await;
     traffic.admin("beta").await;
     traffic.mixed("alpha", 600).await;
+    // Text that the bulk path's COPY format must escape, and a timestamp with nanoseconds to truncate.
+    let mut awkward = backdated(700, "equity:capital", "assets:cash", 42, 2);
+    if let tally_domain::CommandKind::RecordTransfer(spec) = &mut awkward {
+        spec.description =
+            "tab\there, line\nbreak, back\\slash \\N, \"quoted\", ünïcödé 🙂\r".into();
+        spec.metadata = tally_domain::Metadata::parse(std::collections::BTreeMap::from([(
+            "note".to_owned(),
+            "a\tb\\c\nd \\N".to_owned(),
+        )]))
+        .expect("metadata");
+        spec.effective_at = spec
+            .effective_at
+            .map(|at| at + chrono::Duration::nanoseconds(123_456_789));
+    }
+    traffic.must("alpha", awkward).await;
     let store = traffic.store.clone();
     tally_projector::catch_up_all(&pool, &store, "read", &mut |_| {})
         .await

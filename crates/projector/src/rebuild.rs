@@ -20,6 +20,8 @@ pub const TABLES: &[&str] = &[
 
 /// Ledgers folded and written at once: one folds in Rust while PostgreSQL writes the other's rows.
 const LEDGERS_AT_ONCE: usize = 2;
+/// Tables indexed at once after the load: one sort per core.
+const TABLES_AT_ONCE: usize = 2;
 
 /// Creates `schema` afresh with empty copies (columns, defaults, constraints) of the `read` tables,
 /// without their indexes: [`create_indexes`] builds those once the rows are in, which is cheaper than
@@ -62,7 +64,7 @@ pub async fn create_indexes(pool: &PgPool, schema: &str) -> Result<(), Projectio
     )
     .fetch_all(pool)
     .await?;
-    let mut tx = pool.begin().await?;
+    let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
     for (table, index, definition, constraint, constraint_definition) in indexes {
         let sql = match (constraint, constraint_definition) {
             (Some(name), Some(definition)) => {
@@ -79,9 +81,27 @@ pub async fn create_indexes(pool: &PgPool, schema: &str) -> Result<(), Projectio
                 definition.replacen(&on, &format!(" ON {schema}.{table} "), 1)
             }
         };
-        sqlx::query(&sql).execute(&mut *tx).await?;
+        match by_table.last_mut() {
+            Some((last, statements)) if *last == table => statements.push(sql),
+            _ => by_table.push((table, vec![sql])),
+        }
     }
-    tx.commit().await?;
+    // Index builds are sorts bound by one core each: tables are indexed side by side, each on a
+    // connection of its own. The scratch schema is invisible until the swap, so nothing needs one
+    // transaction across tables.
+    let mut built = stream::iter(by_table)
+        .map(|(_, statements)| async move {
+            let mut tx = pool.begin().await?;
+            for sql in statements {
+                sqlx::query(&sql).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, ProjectionError>(())
+        })
+        .buffer_unordered(TABLES_AT_ONCE);
+    while let Some(done) = built.next().await {
+        done?;
+    }
     Ok(())
 }
 

@@ -23,6 +23,23 @@ pub async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, Q
         .await?)
 }
 
+/// [`snapshot`] for statement pages, whose entries query then runs on its generic plan: a custom plan,
+/// which PostgreSQL keeps choosing for it, is planned again on every execution (a fifth of a page's
+/// database time), while the generic plan, once parallel workers are off, is the same index walk
+/// (a generic plan cannot see `limit`, so it would otherwise start workers to read a tenth of the
+/// account). Both settings end with the transaction and ride on the `begin`'s round trip.
+pub async fn statement_snapshot(
+    pool: &PgPool,
+) -> Result<Transaction<'static, Postgres>, QueryError> {
+    Ok(pool
+        .begin_with(
+            "begin isolation level repeatable read, read only; \
+             set local plan_cache_mode = force_generic_plan; \
+             set local max_parallel_workers_per_gather = 0",
+        )
+        .await?)
+}
+
 pub fn amount(row: &PgRow, column: &str) -> Result<i128, QueryError> {
     let text: String = row.try_get(column)?;
     text.parse()

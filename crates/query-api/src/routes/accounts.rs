@@ -271,7 +271,7 @@ pub async fn statement(
     state
         .cached(&ledger, key, &headers, || async {
             let known = known_version(&state, &ledger, known_at).await?;
-            let mut tx = read::snapshot(&state.pool).await?;
+            let mut tx = read::statement_snapshot(&state.pool).await?;
             let (head, account) =
                 read::ledger_account(&mut tx, &state.settings.projection, &ledger, &code).await?;
             let (opening, entries) = read::entries(

@@ -3,7 +3,6 @@
 //! `Application` serves them alone (`tally query-api`).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -16,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::cache::AnswerCache;
 use crate::invalidation::Invalidation;
 use crate::live::LiveHub;
-use crate::state::{QueryState, Settings};
+use crate::state::{QueryState, Settings, StateParts};
 use crate::versions::Versions;
 
 /// The query side's settings.
@@ -119,17 +118,17 @@ impl QueryService {
                 }),
             )
         };
-        let state = QueryState {
+        let state = QueryState::new(StateParts {
             live: LiveHub::new(pool.clone(), closed),
             store: tally_eventstore::EventStore::new(pool.clone()),
             pool,
             versions,
             cache,
-            settings: Arc::new(Settings {
+            settings: Settings {
                 projection: config.projection,
                 min_version_wait: config.min_version_wait,
-            }),
-        };
+            },
+        });
         Self {
             state,
             closing,

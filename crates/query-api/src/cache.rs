@@ -9,14 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use metrics::Counter;
 use moka::sync::Cache;
 
 use crate::versions::LedgerClock;
 
 /// The header carrying the ledger version an answer was read at (also the `ETag`).
 pub const VERSION_HEADER: &str = "tally-version";
+static VERSION_NAME: HeaderName = HeaderName::from_static(VERSION_HEADER);
 
 /// How long a client may reuse an answer without asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,9 @@ pub struct Answer {
     pub version: i64,
     pub body: Bytes,
     pub freshness: Freshness,
+    /// The header values, built once here rather than on every hit.
+    etag: HeaderValue,
+    version_header: HeaderValue,
 }
 
 impl Answer {
@@ -55,18 +60,16 @@ impl Answer {
             version,
             body: Bytes::from(serde_json::to_vec(value)?),
             freshness,
+            // Digits and quotes only: always a valid header value.
+            etag: HeaderValue::from_str(&format!("\"{version}\""))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"0\"")),
+            version_header: HeaderValue::from(version),
         })
-    }
-
-    fn etag(&self) -> HeaderValue {
-        // Digits and quotes only: always a valid header value.
-        HeaderValue::from_str(&format!("\"{}\"", self.version))
-            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
     }
 
     /// 200 with the body, or 304 when the client's `If-None-Match` already names this version.
     pub fn respond(&self, request: &HeaderMap) -> Response {
-        let etag = self.etag();
+        let etag = &self.etag;
         let matches = request
             .get_all(header::IF_NONE_MATCH)
             .iter()
@@ -85,9 +88,9 @@ impl Answer {
             response
         };
         let headers = response.headers_mut();
-        headers.insert(header::ETAG, etag);
+        headers.insert(header::ETAG, etag.clone());
         headers.insert(header::CACHE_CONTROL, self.freshness.header());
-        headers.insert(VERSION_HEADER, HeaderValue::from(self.version));
+        headers.insert(VERSION_NAME.clone(), self.version_header.clone());
         response
     }
 }
@@ -97,6 +100,29 @@ pub struct AnswerCache {
     entries: Cache<String, Arc<Answer>>,
     /// True while the invalidation stream is consuming; the cache is bypassed otherwise.
     live: Arc<AtomicBool>,
+    counted: Outcomes,
+}
+
+/// `tally_query_cache_requests_total` by result, looked up once: finding a series by its labels on
+/// every read cost more than the cache lookup itself.
+#[derive(Clone)]
+struct Outcomes {
+    hit: Counter,
+    miss: Counter,
+    bypass: Counter,
+}
+
+impl Outcomes {
+    fn new() -> Self {
+        // Handles taken before the recorder exists would count into nothing.
+        tally_server::metrics::install();
+        let counter = |result: &'static str| metrics::counter!("tally_query_cache_requests_total", "result" => result);
+        Self {
+            hit: counter("hit"),
+            miss: counter("miss"),
+            bypass: counter("bypass"),
+        }
+    }
 }
 
 impl AnswerCache {
@@ -110,6 +136,7 @@ impl AnswerCache {
                 .time_to_live(ttl)
                 .build(),
             live: Arc::new(AtomicBool::new(false)),
+            counted: Outcomes::new(),
         }
     }
 
@@ -127,8 +154,7 @@ impl AnswerCache {
 
     pub fn get(&self, key: &str, clock: Option<&LedgerClock>) -> Option<Arc<Answer>> {
         if !self.is_live() {
-            metrics::counter!("tally_query_cache_requests_total", "result" => "bypass")
-                .increment(1);
+            self.counted.bypass.increment(1);
             return None;
         }
         let answer = self.entries.get(key);
@@ -136,8 +162,11 @@ impl AnswerCache {
             answer.freshness == Freshness::Immutable
                 || clock.is_some_and(|clock| answer.version >= clock.current())
         });
-        let result = if fresh.is_some() { "hit" } else { "miss" };
-        metrics::counter!("tally_query_cache_requests_total", "result" => result).increment(1);
+        if fresh.is_some() {
+            self.counted.hit.increment(1);
+        } else {
+            self.counted.miss.increment(1);
+        }
         fresh
     }
 

@@ -15,13 +15,29 @@ use crate::dto::{
 use crate::error::QueryError;
 use crate::params::KnownAt;
 
-/// A consistent view of the read models for the length of one answer.
+/// A consistent view of the read models for the length of one answer. The isolation level is part of
+/// the `begin` itself: a separate `set transaction` was one more round trip for every answer.
 pub async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, QueryError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("set transaction isolation level repeatable read, read only")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+    Ok(pool
+        .begin_with("begin isolation level repeatable read, read only")
+        .await?)
+}
+
+/// [`snapshot`] for statement pages, whose entries query then runs on its generic plan: a custom plan,
+/// which PostgreSQL keeps choosing for it, is planned again on every execution (a fifth of a page's
+/// database time), while the generic plan, once parallel workers are off, is the same index walk
+/// (a generic plan cannot see `limit`, so it would otherwise start workers to read a tenth of the
+/// account). Both settings end with the transaction and ride on the `begin`'s round trip.
+pub async fn statement_snapshot(
+    pool: &PgPool,
+) -> Result<Transaction<'static, Postgres>, QueryError> {
+    Ok(pool
+        .begin_with(
+            "begin isolation level repeatable read, read only; \
+             set local plan_cache_mode = force_generic_plan; \
+             set local max_parallel_workers_per_gather = 0",
+        )
+        .await?)
 }
 
 pub fn amount(row: &PgRow, column: &str) -> Result<i128, QueryError> {
@@ -191,6 +207,49 @@ pub async fn account(
     .await?
     .ok_or_else(|| QueryError::AccountNotFound(code.to_owned()))?;
     account_view(&row)
+}
+
+/// The ledger (as [`ledger`] reads it) and one of its accounts (as [`account`]) in one statement, for the
+/// answers that need both: one round trip instead of two.
+pub async fn ledger_account(
+    conn: &mut PgConnection,
+    projection: &str,
+    ledger: &str,
+    code: &str,
+) -> Result<(LedgerView, AccountView), QueryError> {
+    let row = sqlx::query(ledger_account_sql())
+        .bind(ledger)
+        .bind(projection)
+        .bind(code)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| QueryError::LedgerNotFound(ledger.to_owned()))?;
+    let head = ledger_view(&row)?;
+    if !row.try_get::<bool, _>("account_found")? {
+        return Err(QueryError::AccountNotFound(code.to_owned()));
+    }
+    Ok((head, account_view(&row)?))
+}
+
+/// The SQL of [`ledger_account`], built once from the column lists the single reads use.
+fn ledger_account_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        // The account's columns are qualified so they cannot be confused with the ledger's; a missing
+        // account leaves them null, a missing ledger leaves no row.
+        let account_columns = ACCOUNT_COLUMNS
+            .split(", ")
+            .map(|column| format!("a.{}", column.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "select {LEDGER_COLUMNS}, a.code is not null as account_found, {account_columns} \
+             from read.ledgers l \
+             left join read.checkpoints c on c.projection = $2 and c.ledger_id = l.ledger_id \
+             left join read.accounts a on a.ledger_id = l.ledger_id and a.code = $3 \
+             where l.ledger_id = $1"
+        )
+    })
 }
 
 /// Accounts in code order after `after`, limited to `prefix` and its descendants.

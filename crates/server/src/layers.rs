@@ -10,6 +10,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::{
@@ -19,7 +20,7 @@ use tracing::Instrument;
 
 use crate::json::{payload_too_large, unsupported_media_type};
 use crate::problem::{PROBLEM_CONTENT_TYPE, Problem, ProblemReport, types};
-use crate::request_id::{RequestId, set_request_id};
+use crate::request_id;
 
 /// Default time a request may take before it is answered with 503 `timeout`. Ten seconds is far above a
 /// healthy command (a group commit takes milliseconds) yet short enough that a stuck dependency frees the
@@ -82,30 +83,33 @@ where
 {
     // Recording before the recorder exists would silently drop the first requests' metrics.
     crate::metrics::install();
-    router
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
-        // The limit is enforced once, below, for every body consumer; axum's own 2 MiB default would
-        // otherwise cut the batch endpoint short.
-        .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(config.body_limit))
-        .layer(middleware::from_fn_with_state(
-            config.body_limit,
-            refuse_declared_oversize,
-        ))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(
-            config.request_timeout,
-            enforce_timeout,
-        ))
-        .layer(middleware::from_fn(observe))
-        .layer(middleware::from_fn(set_request_id))
-        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+    // One composed stack, applied with one `layer` call: every `Router::layer` wraps each route in
+    // another boxed service, cloned and boxed again on every request, and the request id, span,
+    // metrics and timeout share one middleware for the same reason.
+    let stack = ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,
             header::COOKIE,
         ]))
+        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+        .layer(middleware::from_fn_with_state(
+            config.request_timeout,
+            observe,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(
+            config.body_limit,
+            refuse_declared_oversize,
+        ))
+        .layer(RequestBodyLimitLayer::new(config.body_limit));
+    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        // The limit is enforced once, in the stack, for every body consumer; axum's own 2 MiB default
+        // would otherwise cut the batch endpoint short.
+        .layer(DefaultBodyLimit::disable())
+        .layer(stack)
 }
 
 async fn not_found() -> Problem {
@@ -146,7 +150,8 @@ async fn refuse_declared_oversize(
     next.run(request).await
 }
 
-async fn enforce_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+/// The request timeout: 503 `timeout` when the handler has not answered in time.
+async fn within(limit: Duration, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => Problem::new(
@@ -171,19 +176,17 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     Problem::internal(format!("handler panicked: {message}")).into_response()
 }
 
-async fn observe(request: Request, next: Next) -> Response {
+/// Settles the request id, then inside the request's span: the timeout, the problem conversion, metrics
+/// and the one log line of an error; finally echoes the request id.
+async fn observe(State(timeout): State<Duration>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let request_id = request_id::settle(&mut request);
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_owned();
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_else(RequestId::generate);
+    // The matched template is shared (a reference count), not copied.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched
+        .as_ref()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let span = tracing::info_span!(
         "http_request",
         http.method = %method,
@@ -191,19 +194,21 @@ async fn observe(request: Request, next: Next) -> Response {
         request_id = %request_id,
     );
 
-    async move {
+    let mut response = async {
         let request_method = request.method().clone();
-        let response = next.run(request).await;
+        let response = within(timeout, request, next).await;
         let response = into_problem(response, &request_method).await;
         let status = response.status();
         let elapsed = started.elapsed();
 
-        crate::metrics::record_request(method, &route, status, elapsed);
+        crate::metrics::record_request(method, route, status, elapsed);
         log_outcome(&response, elapsed);
         response
     }
     .instrument(span)
-    .await
+    .await;
+    request_id::echo(&mut response, &request_id);
+    response
 }
 
 fn log_outcome(response: &Response, elapsed: Duration) {

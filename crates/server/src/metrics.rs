@@ -1,5 +1,7 @@
 //! The process-wide Prometheus recorder and the `/metrics` endpoint that renders it.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -7,6 +9,7 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Counter of answered requests, labelled `method`, `route`, `status`.
@@ -100,17 +103,62 @@ async fn render(handle: PrometheusHandle) -> Response {
     response
 }
 
+/// Most routes see a handful of (method, status) pairs; past this many a route's series are looked up by
+/// label instead of kept, so a client cycling through odd statuses cannot grow a thread's table.
+const SERIES_PER_ROUTE: usize = 32;
+
+/// One (method, status) series of a route, resolved to its handles.
+struct Series {
+    method: &'static str,
+    status: u16,
+    requests: Counter,
+    duration: Histogram,
+}
+
+thread_local! {
+    /// The request series each worker thread has recorded into, by route. Finding a series by its labels
+    /// in the registry cost three allocations and a hash of every label per request; the handles stay
+    /// valid for the process (one global recorder), and threads share nothing, so nothing is locked.
+    /// Routes are the router's templates (or [`crate::layers::UNMATCHED_ROUTE`]), so the table is bounded.
+    static SERIES: RefCell<HashMap<Box<str>, Vec<Series>>> = RefCell::new(HashMap::new());
+}
+
 pub(crate) fn record_request(
     method: &'static str,
     route: &str,
     status: StatusCode,
     elapsed: Duration,
 ) {
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route.to_owned()),
-        ("status", status.as_u16().to_string()),
-    ];
-    metrics::counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
-    metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+    let status = status.as_u16();
+    let seconds = elapsed.as_secs_f64();
+    SERIES.with_borrow_mut(|routes| {
+        let series = match routes.get_mut(route) {
+            Some(series) => series,
+            None => routes.entry(route.into()).or_default(),
+        };
+        if let Some(known) = series
+            .iter()
+            .find(|s| s.status == status && s.method == method)
+        {
+            known.requests.increment(1);
+            known.duration.record(seconds);
+            return;
+        }
+        let labels = [
+            ("method", method.to_owned()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+        ];
+        let found = Series {
+            method,
+            status,
+            requests: metrics::counter!(HTTP_REQUESTS_TOTAL, &labels),
+            duration: metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels),
+        };
+        found.requests.increment(1);
+        found.duration.record(seconds);
+        if series.len() < SERIES_PER_ROUTE {
+            series.push(found);
+        }
+    });
 }

@@ -137,10 +137,12 @@ pub async fn get_account(
     if as_of.is_none() && known_at.is_none() {
         return state
             .cached(&ledger, key, &headers, || async {
-                let mut tx = read::snapshot(&state.pool).await?;
-                let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
-                let account = read::account(&mut tx, &ledger, &code).await?;
-                tx.commit().await?;
+                // One statement is its own snapshot: no transaction needed.
+                let mut conn = state.pool.acquire().await?;
+                let (head, account) =
+                    read::ledger_account(&mut conn, &state.settings.projection, &ledger, &code)
+                        .await?;
+                drop(conn);
                 Ok(Answer::json(head.version, &account, Freshness::Revalidate)?)
             })
             .await;
@@ -149,8 +151,8 @@ pub async fn get_account(
         .cached(&ledger, key, &headers, || async {
             let known = known_version(&state, &ledger, known_at).await?;
             let mut tx = read::snapshot(&state.pool).await?;
-            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
-            let account = read::account(&mut tx, &ledger, &code).await?;
+            let (head, account) =
+                read::ledger_account(&mut tx, &state.settings.projection, &ledger, &code).await?;
             let posted = read::balance_at(
                 &mut tx,
                 &ledger,
@@ -245,8 +247,8 @@ pub async fn statement(
         let known = known_version(&state, &ledger, known_at).await?;
         // Fail before the 200 is sent: once streaming, an error can only cut the body short.
         let mut conn = state.pool.acquire().await?;
-        read::ledger(&mut conn, &state.settings.projection, &ledger).await?;
-        let account = read::account(&mut conn, &ledger, &code).await?;
+        let (_, account) =
+            read::ledger_account(&mut conn, &state.settings.projection, &ledger, &code).await?;
         drop(conn);
         let filename = format!("statement-{ledger}-{}", code.replace(':', "_"));
         return Ok(export::stream(
@@ -269,9 +271,9 @@ pub async fn statement(
     state
         .cached(&ledger, key, &headers, || async {
             let known = known_version(&state, &ledger, known_at).await?;
-            let mut tx = read::snapshot(&state.pool).await?;
-            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
-            let account = read::account(&mut tx, &ledger, &code).await?;
+            let mut tx = read::statement_snapshot(&state.pool).await?;
+            let (head, account) =
+                read::ledger_account(&mut tx, &state.settings.projection, &ledger, &code).await?;
             let (opening, entries) = read::entries(
                 &mut tx,
                 &ledger,

@@ -45,8 +45,13 @@ impl EventStore {
         state: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        // A snapshot is derived data: one lost in a crash only makes the next load replay more events, so
+        // its commit need not wait for the WAL flush.
+        sqlx::query("set local synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
-            "insert into snapshots (stream_id, version, schema_version, state) values ($1, $2, $3, $4::jsonb) \
+            "insert into snapshots (stream_id, version, schema_version, state) values ($1, $2, $3, $4::json) \
              on conflict (stream_id, version) \
              do update set schema_version = excluded.schema_version, state = excluded.state, created_at = now()",
         )

@@ -22,7 +22,7 @@ struct Ledgers {
     cached: Option<Ledger>,
     /// The version of the last snapshot taken (or of the state when it was loaded).
     snapshot_base: u64,
-    /// A snapshot being serialised and saved off this task; at most one at a time.
+    /// A snapshot being saved off this task; at most one at a time.
     snapshotting: Option<JoinHandle<()>>,
 }
 
@@ -92,8 +92,8 @@ struct Flight {
     answers: Vec<Vec<ItemResult>>,
     /// The state with this batch applied, until a chained batch is decided from it.
     state: Option<Ledger>,
-    /// A copy of `state` to save as a snapshot once this batch is durable.
-    snapshot: Option<Ledger>,
+    /// `state` serialised, to save as a snapshot once this batch is durable.
+    snapshot: Option<Serialised>,
     /// The head hash this batch was decided after, if known (for a batch that appends nothing, the head a
     /// batch chained on it must find).
     decided_on: Option<[u8; 32]>,
@@ -238,7 +238,7 @@ impl Ledgers {
                     && let Some(state) = flight.state.take()
                 {
                     if self.snapshot_due(&state) {
-                        flight.snapshot = Some(state.clone());
+                        flight.snapshot = serialise(&state);
                     }
                     match self.send(waiting, state, Some(head)).await {
                         Ok(chained) => next = chained,
@@ -257,8 +257,10 @@ impl Ledgers {
                         Some(chained) => flight = chained,
                         None => {
                             if let Some(state) = flight.state.take() {
-                                if self.snapshot_due(&state) {
-                                    self.start_snapshot(state.clone());
+                                if self.snapshot_due(&state)
+                                    && let Some(snapshot) = serialise(&state)
+                                {
+                                    self.start_snapshot(snapshot);
                                 }
                                 self.cached = Some(state);
                             }
@@ -329,28 +331,44 @@ impl Ledgers {
             && self.snapshotting.as_ref().is_none_or(|h| h.is_finished())
     }
 
-    /// Saves a copy of a durable state. The copy is taken by the caller; serialising and saving happen on
-    /// other threads, so the ledger's next batch does not wait for them.
-    fn start_snapshot(&mut self, state: Ledger) {
-        self.snapshot_base = state.version;
+    /// Saves a durable state, serialised by the caller, off this task.
+    fn start_snapshot(&mut self, snapshot: Serialised) {
+        self.snapshot_base = snapshot.version;
         let store = self.store.clone();
         let ledger = self.ledger.clone();
         self.snapshotting = Some(tokio::spawn(async move {
-            let version = state.version as i64;
-            let saved =
-                match tokio::task::spawn_blocking(move || serde_json::to_string(&state)).await {
-                    Ok(Ok(json)) => store
-                        .save_snapshot_json(ledger.as_str(), version, SNAPSHOT_SCHEMA, &json)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
+            let version = snapshot.version as i64;
+            let saved = store
+                .save_snapshot_json(ledger.as_str(), version, SNAPSHOT_SCHEMA, &snapshot.json)
+                .await;
             // A missing snapshot only makes the next load slower, so it is logged, not fatal.
             if let Err(error) = saved {
                 tracing::warn!(ledger = %ledger, %error, "snapshot not saved");
             }
         }));
+    }
+}
+
+/// A ledger state as snapshot JSON, with its version.
+struct Serialised {
+    version: u64,
+    json: String,
+}
+
+/// Serialises the state right here, on the ledger's task. Copying the state to serialise it elsewhere
+/// cost more than serialising it (a `Ledger` is a tree of small allocations; its JSON is one growing
+/// buffer), and the copy held the task up just the same.
+fn serialise(state: &Ledger) -> Option<Serialised> {
+    match serde_json::to_string(state) {
+        Ok(json) => Some(Serialised {
+            version: state.version,
+            json,
+        }),
+        Err(error) => {
+            // Only a map with non-string keys could fail, which `Ledger` does not have.
+            tracing::warn!(%error, "snapshot not serialised");
+            None
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::store::EventStore;
 pub const KEPT_SNAPSHOTS: i64 = 3;
 
 /// A stream's state as of `version`, in the shape `schema_version` names.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub stream_id: String,
     pub version: i64,
@@ -20,6 +20,9 @@ pub struct Snapshot {
     pub state: Value,
     pub created_at: DateTime<Utc>,
 }
+
+/// A row of `snapshots`, its state still bytes.
+type SnapshotRow = (String, i64, i32, Vec<u8>, DateTime<Utc>);
 
 impl EventStore {
     /// Saves `state` as of `version` (replacing a snapshot at the same version) and deletes all but the
@@ -45,15 +48,20 @@ impl EventStore {
         state: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        // A snapshot is derived data: one lost in a crash only makes the next load replay more events, so
+        // its commit need not wait for the WAL flush.
+        sqlx::query("set local synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
-            "insert into snapshots (stream_id, version, schema_version, state) values ($1, $2, $3, $4::jsonb) \
+            "insert into snapshots (stream_id, version, schema_version, state) values ($1, $2, $3, $4) \
              on conflict (stream_id, version) \
              do update set schema_version = excluded.schema_version, state = excluded.state, created_at = now()",
         )
         .bind(stream_id)
         .bind(version)
         .bind(schema_version)
-        .bind(state)
+        .bind(state.as_bytes())
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -70,14 +78,29 @@ impl EventStore {
     }
 
     /// The snapshot with the highest version, if the stream has any.
+    ///
+    /// A snapshot whose bytes are not JSON answers `Corrupt`: a reader can replay the stream instead.
     pub async fn latest_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        let snapshot = sqlx::query_as(
+        let row: Option<SnapshotRow> = sqlx::query_as(
             "select stream_id, version, schema_version, state, created_at from snapshots \
              where stream_id = $1 order by version desc limit 1",
         )
         .bind(stream_id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(snapshot)
+        let Some((stream_id, version, schema_version, state, created_at)) = row else {
+            return Ok(None);
+        };
+        let state: Value = serde_json::from_slice(&state).map_err(|e| StoreError::Corrupt {
+            stream_id: stream_id.clone(),
+            reason: format!("snapshot at version {version} is not JSON: {e}"),
+        })?;
+        Ok(Some(Snapshot {
+            stream_id,
+            version,
+            schema_version,
+            state,
+            created_at,
+        }))
     }
 }

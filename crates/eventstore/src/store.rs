@@ -121,13 +121,36 @@ impl EventStore {
         &self,
         appends: &[StreamAppend<'_>],
     ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
+        self.append_many_notify(appends, |_, _| {}).await
+    }
+
+    /// [`EventStore::append_many`], calling `appended(index, result)` for each stream (by its index in
+    /// `appends`) whose events the statement inserted, before the transaction commits: its head row is
+    /// locked by then, so an append chained on that result (with [`StreamAppend::expected_head`]) can be
+    /// sent and will wait for this commit instead of failing. The result is not durable yet: if the commit
+    /// fails, the chained append fails its head check. Streams appended one by one after a unique
+    /// violation are not announced early.
+    pub async fn append_many_notify(
+        &self,
+        appends: &[StreamAppend<'_>],
+        mut appended: impl FnMut(usize, &AppendResult),
+    ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
         let mut results: Vec<Option<Result<AppendResult, StoreError>>> =
             appends.iter().map(|_| None).collect();
         let mut seen = HashSet::new();
         let mut group = Vec::new();
         let mut later = Vec::new();
         for (i, append) in appends.iter().enumerate() {
-            if append.events.is_empty() || !seen.insert(append.stream_id) {
+            if append.expected_head.is_some()
+                && (append.events.is_empty() || seen.contains(append.stream_id))
+            {
+                // Only the grouped path honours a head precondition; these would take the other one.
+                results[i] = Some(Err(StoreError::Conflict {
+                    stream_id: append.stream_id.to_owned(),
+                    expected: append.expected_version,
+                    actual: append.expected_version,
+                }));
+            } else if append.events.is_empty() || !seen.insert(append.stream_id) {
                 later.push(i);
             } else if let Err(e) = check_batch(append.stream_id, append.events) {
                 results[i] = Some(Err(e));
@@ -143,12 +166,20 @@ impl EventStore {
                 .iter()
                 .map(|&i| {
                     let a = &appends[i];
-                    Pending::new(a.stream_id, a.expected_version, a.events)
+                    let mut p = Pending::new(a.stream_id, a.expected_version, a.events);
+                    p.strict = a.expected_head.is_some();
+                    p.prev = a.expected_head;
+                    p
                 })
                 .collect();
             self.guess_heads(&mut tx, &mut pending).await?;
             match call_append(&mut tx, &mut pending).await {
                 Ok(()) => {
+                    for (&i, p) in group.iter().zip(&pending) {
+                        if let Some(Ok(result)) = &p.outcome {
+                            appended(i, result);
+                        }
+                    }
                     let any_ok = pending.iter().any(|p| matches!(p.outcome, Some(Ok(_))));
                     if any_ok {
                         tx.commit().await?;
@@ -173,6 +204,17 @@ impl EventStore {
         }
         for i in later {
             let a = &appends[i];
+            if a.expected_head.is_some() {
+                // A stream of the group that failed as a whole on a unique violation; appending it alone
+                // would re-chain it from whatever head it finds, so it is refused as a conflict and the
+                // caller decides again (and meets the duplicate id in its state or in the store).
+                results[i] = Some(Err(StoreError::Conflict {
+                    stream_id: a.stream_id.to_owned(),
+                    expected: a.expected_version,
+                    actual: a.expected_version,
+                }));
+                continue;
+            }
             results[i] = Some(self.append(a.stream_id, a.expected_version, a.events).await);
         }
         Ok(results
@@ -192,7 +234,7 @@ impl EventStore {
         let mut unknown = Vec::new();
         {
             let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
-            for pending in appends.iter_mut() {
+            for pending in appends.iter_mut().filter(|p| p.prev.is_none()) {
                 pending.prev = match pending.expected {
                     0 => Some(GENESIS_HASH),
                     expected => heads
@@ -467,6 +509,12 @@ pub struct StreamAppend<'a> {
     /// As for [`EventStore::append`]: 0 for a stream that must not exist yet.
     pub expected_version: i64,
     pub events: &'a [NewEvent],
+    /// The hash of the event at `expected_version` that these events were decided after, when the caller
+    /// knows it: a strict precondition. A writer that decides its next batch while the previous one is
+    /// still committing chains it on that batch's head; if that batch never commits, another process may
+    /// have written the same number of events, and only the hash tells the two apart. A different head
+    /// answers `Conflict` (with `actual` equal to `expected`) instead of being chained from.
+    pub expected_head: Option<[u8; 32]>,
 }
 
 /// A stream's append on its way through `tally_append` (migration 0005).
@@ -474,8 +522,11 @@ struct Pending<'a> {
     stream_id: &'a str,
     expected: i64,
     events: &'a [NewEvent],
-    /// The head hash the events are chained from: the caller's best knowledge, corrected by the database.
+    /// The head hash the events are chained from: the caller's best knowledge, corrected by the database
+    /// unless `strict`.
     prev: Option<[u8; 32]>,
+    /// `prev` is a precondition ([`StreamAppend::expected_head`]): a different head is a conflict.
+    strict: bool,
     /// Set once the database has answered for this stream.
     outcome: Option<Result<AppendResult, StoreError>>,
 }
@@ -487,6 +538,7 @@ impl<'a> Pending<'a> {
             expected,
             events,
             prev: None,
+            strict: false,
             outcome: None,
         }
     }
@@ -636,6 +688,11 @@ async fn call_append(
                 })),
                 "stale" => Some(Err(StoreError::StaleTransaction {
                     stream_id: stream_id.to_owned(),
+                })),
+                "hash" if pending.strict => Some(Err(StoreError::Conflict {
+                    stream_id: stream_id.to_owned(),
+                    expected: pending.expected,
+                    actual: version,
                 })),
                 // The head row is locked now: chain from its actual hash in the next round.
                 "hash" => match head_hash.map(|h| to_hash(stream_id, h)) {

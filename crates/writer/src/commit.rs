@@ -10,7 +10,13 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 pub(crate) struct CommitRequest {
     pub stream_id: String,
     pub expected_version: i64,
+    /// The head hash the batch was decided after, when it is chained on a batch still committing: a strict
+    /// precondition (see `StreamAppend::expected_head`).
+    pub expected_head: Option<[u8; 32]>,
     pub events: Vec<NewEvent>,
+    /// Told the new head hash as soon as the batch's statement has run (its head row locked, the commit
+    /// still to come), so the ledger task can decide and send its next batch chained on it.
+    pub appended: Option<oneshot::Sender<[u8; 32]>>,
     pub reply: oneshot::Sender<Result<AppendResult, CommitFailure>>,
 }
 
@@ -54,17 +60,26 @@ pub(crate) async fn run(
     }
 }
 
-async fn commit(store: &EventStore, group: Vec<CommitRequest>) {
+async fn commit(store: &EventStore, mut group: Vec<CommitRequest>) {
     metrics::histogram!("tally_group_commit_streams").record(group.len() as f64);
+    let mut signals: Vec<_> = group.iter_mut().map(|r| r.appended.take()).collect();
     let appends: Vec<StreamAppend<'_>> = group
         .iter()
         .map(|r| StreamAppend {
             stream_id: &r.stream_id,
             expected_version: r.expected_version,
             events: &r.events,
+            expected_head: r.expected_head,
         })
         .collect();
-    let outcome = store.append_many(&appends).await;
+    let outcome = store
+        .append_many_notify(&appends, |i, result| {
+            if let Some(signal) = signals.get_mut(i).and_then(Option::take) {
+                // A ledger task that stopped waiting is gone; nothing to tell it.
+                let _ = signal.send(result.head_hash);
+            }
+        })
+        .await;
     drop(appends);
     match outcome {
         Ok(results) => {

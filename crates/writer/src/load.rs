@@ -2,7 +2,7 @@
 
 use crate::error::WriteError;
 use tally_domain::{Envelope, Event, Ledger, LedgerId, apply};
-use tally_eventstore::{EventStore, MAX_READ_LIMIT};
+use tally_eventstore::{EventStore, MAX_READ_LIMIT, StoreError};
 
 /// The shape of `Ledger` that snapshots hold; bump it when `Ledger`'s serialised form changes, so old
 /// snapshots are ignored (and the stream replayed) rather than misread.
@@ -11,7 +11,16 @@ pub const SNAPSHOT_SCHEMA: i32 = 1;
 /// Folds the ledger's stream into state, starting from its latest snapshot when one is usable.
 pub async fn load_ledger(store: &EventStore, ledger: &LedgerId) -> Result<Ledger, WriteError> {
     let stream = ledger.as_str();
-    let mut state = match store.latest_snapshot(stream).await? {
+    let snapshot = match store.latest_snapshot(stream).await {
+        Ok(snapshot) => snapshot,
+        // Unreadable bytes are as good as no snapshot: the events are the truth.
+        Err(StoreError::Corrupt { reason, .. }) => {
+            tracing::warn!(ledger = stream, %reason, "snapshot unusable; replaying the stream");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut state = match snapshot {
         Some(s) if s.schema_version == SNAPSHOT_SCHEMA => {
             match serde_json::from_value::<Ledger>(s.state) {
                 Ok(state) if state.version == s.version as u64 => state,

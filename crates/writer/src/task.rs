@@ -7,7 +7,7 @@ use crate::writers::{Accepted, ItemResult, Job, Submission, WriterConfig};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::time::Instant;
 use tally_domain::{Command, DomainError, Event, Ledger, LedgerId, apply, decide, decide_all};
-use tally_eventstore::{EventStore, NewEvent, StoreError};
+use tally_eventstore::{AppendResult, EventStore, NewEvent, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -22,7 +22,7 @@ struct Ledgers {
     cached: Option<Ledger>,
     /// The version of the last snapshot taken (or of the state when it was loaded).
     snapshot_base: u64,
-    /// A snapshot being serialised and saved off this task; at most one at a time.
+    /// A snapshot being saved off this task; at most one at a time.
     snapshotting: Option<JoinHandle<()>>,
 }
 
@@ -56,21 +56,26 @@ pub(crate) async fn run(
             }
         };
         let mut batch = vec![first];
-        let mut items = batch[0].items.len();
-        while items < task.config.max_batch_items {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    items += job.items.len();
-                    batch.push(job);
-                }
-                Err(_) => break,
-            }
-        }
-        task.process(batch).await;
+        take_waiting(&mut jobs, &mut batch, task.config.max_batch_items);
+        task.process(batch, &mut jobs).await;
     }
     // Stopping (idle or shut down) waits for the snapshot in flight, so shutdown leaves nothing behind.
     if let Some(handle) = task.snapshotting.take() {
         let _ = handle.await;
+    }
+}
+
+/// Moves the jobs already queued into `batch`, up to `max_items` commands in all.
+fn take_waiting(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_items: usize) {
+    let mut items: usize = batch.iter().map(|j| j.items.len()).sum();
+    while items < max_items {
+        match jobs.try_recv() {
+            Ok(job) => {
+                items += job.items.len();
+                batch.push(job);
+            }
+            Err(_) => break,
+        }
     }
 }
 
@@ -81,73 +86,226 @@ struct Decided {
     answers: Vec<Vec<ItemResult>>,
 }
 
+/// A decided batch whose answers wait for its commit, or for its predecessor's when it appends nothing.
+struct Flight {
+    jobs: Vec<Job>,
+    answers: Vec<Vec<ItemResult>>,
+    /// The state with this batch applied, until a chained batch is decided from it.
+    state: Option<Ledger>,
+    /// `state` serialised, to save as a snapshot once this batch is durable.
+    snapshot: Option<Serialised>,
+    /// The head hash this batch was decided after, if known (for a batch that appends nothing, the head a
+    /// batch chained on it must find).
+    decided_on: Option<[u8; 32]>,
+    /// `None` when the batch appends nothing.
+    commit: Option<InCommit>,
+}
+
+struct InCommit {
+    events: usize,
+    started: Instant,
+    appended: oneshot::Receiver<[u8; 32]>,
+    outcome: oneshot::Receiver<Result<AppendResult, CommitFailure>>,
+}
+
+/// Conflicts are re-decided against a reloaded state: another process appended first.
+fn retriable(failure: &CommitFailure) -> bool {
+    matches!(
+        failure,
+        CommitFailure::Store(
+            StoreError::Conflict { .. }
+                | StoreError::DuplicateTransfer { .. }
+                | StoreError::StaleTransaction { .. }
+        )
+    )
+}
+
 impl Ledgers {
-    async fn process(&mut self, jobs: Vec<Job>) {
-        let ledger = &self.ledger;
-        let items: usize = jobs.iter().map(|j| j.items.len()).sum();
-        metrics::histogram!("tally_group_commit_items").record(items as f64);
+    /// Decides `jobs` and commits them, pipelined: once a batch's statement has run (its head row locked,
+    /// the WAL flush of its commit still to come), the jobs that arrived meanwhile are decided on top of it
+    /// and sent chained on its head hash, so the next transaction is already waiting for the lock when the
+    /// commit releases it, and the ledger's deciding overlaps the database's work. A chained batch is
+    /// answered only after its predecessor's commit (even a batch that appends nothing: its answers rest on
+    /// the predecessor's state); if the predecessor fails, the chained batch fails its head check and both
+    /// are decided again against the reloaded ledger.
+    async fn process(&mut self, mut jobs: Vec<Job>, queue: &mut mpsc::Receiver<Job>) {
         let mut attempt = 0;
-        let failure = loop {
+        loop {
             let state = match self.cached.take() {
                 Some(state) => state,
-                None => match load_ledger(&self.store, ledger).await {
+                None => match load_ledger(&self.store, &self.ledger).await {
                     Ok(state) => {
                         self.snapshot_base = self.snapshot_base.max(state.version);
                         state
                     }
-                    Err(e) => break e,
+                    Err(e) => return self.fail(jobs, e),
                 },
             };
-            let base = state.version;
-            let decided = decide_batch(ledger, state, &jobs, now());
-            if decided.events.is_empty() {
-                self.cached = Some(decided.state);
-                answer(jobs, decided.answers);
+            let flight = match self.send(jobs, state, None).await {
+                Ok(Some(flight)) => flight,
+                Ok(None) => return,
+                Err((jobs, e)) => return self.fail(jobs, e),
+            };
+            let retry = self.pipeline(flight, queue).await;
+            if retry.is_empty() {
                 return;
             }
-            let started = Instant::now();
-            let events = decided.events.len();
-            let (reply, outcome) = oneshot::channel();
-            let request = CommitRequest {
-                stream_id: ledger.as_str().to_owned(),
-                expected_version: base as i64,
-                events: decided.events,
-                reply,
-            };
-            if self.commits.send(request).await.is_err() {
-                break WriteError::Unavailable("the committer stopped".into());
+            if attempt >= self.config.max_retries {
+                let e = WriteError::Unavailable("the ledger kept changing under the writer".into());
+                return self.fail(retry, e);
             }
-            let outcome = outcome
-                .await
-                .unwrap_or_else(|_| Err(CommitFailure::Group("the committer stopped".into())));
-            match outcome {
-                Ok(appended) => {
-                    metrics::histogram!("tally_append_seconds")
-                        .record(started.elapsed().as_secs_f64());
-                    metrics::histogram!("tally_group_commit_events").record(events as f64);
-                    debug_assert_eq!(appended.version as u64, decided.state.version);
-                    let state = decided.state;
-                    answer(jobs, decided.answers);
-                    self.maybe_snapshot(&state);
-                    self.cached = Some(state);
-                    return;
-                }
-                // Another process appended first: reload and decide again against the new tail.
-                Err(CommitFailure::Store(
-                    StoreError::Conflict { .. }
-                    | StoreError::DuplicateTransfer { .. }
-                    | StoreError::StaleTransaction { .. },
-                )) if attempt < self.config.max_retries => {
-                    metrics::counter!("tally_append_conflicts_total").increment(1);
-                    attempt += 1;
-                }
-                // The commit's fate may be unknown (a dropped connection); reload before the next batch so
-                // the state reflects whatever the store holds.
-                Err(CommitFailure::Store(e)) => break WriteError::from(e),
-                Err(CommitFailure::Group(reason)) => break WriteError::Unavailable(reason),
+            metrics::counter!("tally_append_conflicts_total").increment(1);
+            attempt += 1;
+            jobs = retry;
+        }
+    }
+
+    /// Decides `jobs` against `state` and hands the events to a committer, chained on `head` if given.
+    /// With nothing to append, a first batch is answered at once (`Ok(None)`); a chained one waits for its
+    /// predecessor like any other.
+    async fn send(
+        &mut self,
+        jobs: Vec<Job>,
+        state: Ledger,
+        head: Option<[u8; 32]>,
+    ) -> Result<Option<Flight>, (Vec<Job>, WriteError)> {
+        let items: usize = jobs.iter().map(|j| j.items.len()).sum();
+        metrics::histogram!("tally_group_commit_items").record(items as f64);
+        let base = state.version;
+        let decided = decide_batch(&self.ledger, state, &jobs, now());
+        if decided.events.is_empty() {
+            if head.is_none() {
+                self.cached = Some(decided.state);
+                answer(jobs, decided.answers);
+                return Ok(None);
             }
+            return Ok(Some(Flight {
+                jobs,
+                answers: decided.answers,
+                state: Some(decided.state),
+                snapshot: None,
+                decided_on: head,
+                commit: None,
+            }));
+        }
+        let events = decided.events.len();
+        let (reply, outcome) = oneshot::channel();
+        let (appended_tx, appended) = oneshot::channel();
+        let request = CommitRequest {
+            stream_id: self.ledger.as_str().to_owned(),
+            expected_version: base as i64,
+            expected_head: head,
+            events: decided.events,
+            appended: Some(appended_tx),
+            reply,
         };
-        tracing::warn!(ledger = %ledger, error = %failure, "batch not written");
+        if self.commits.send(request).await.is_err() {
+            return Err((
+                jobs,
+                WriteError::Unavailable("the committer stopped".into()),
+            ));
+        }
+        Ok(Some(Flight {
+            jobs,
+            answers: decided.answers,
+            state: Some(decided.state),
+            snapshot: None,
+            decided_on: head,
+            commit: Some(InCommit {
+                events,
+                started: Instant::now(),
+                appended,
+                outcome,
+            }),
+        }))
+    }
+
+    /// Follows `flight` and every batch chained after it until the queue is empty. Returns the jobs to
+    /// decide again after a conflict (the cached state is then dropped); every other job is answered.
+    async fn pipeline(&mut self, mut flight: Flight, queue: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+        loop {
+            // The head this batch leaves behind, once its statement has run. A committer that fails the
+            // group, or appends the stream on its own after a unique violation, never says: no chaining.
+            let head = match &mut flight.commit {
+                Some(commit) => (&mut commit.appended).await.ok(),
+                None => flight.decided_on,
+            };
+            let mut next = None;
+            if let Some(head) = head {
+                let mut waiting = Vec::new();
+                take_waiting(queue, &mut waiting, self.config.max_batch_items);
+                if !waiting.is_empty()
+                    && let Some(state) = flight.state.take()
+                {
+                    if self.snapshot_due(&state) {
+                        flight.snapshot = serialise(&state);
+                    }
+                    match self.send(waiting, state, Some(head)).await {
+                        Ok(chained) => next = chained,
+                        Err((jobs, e)) => self.fail(jobs, e),
+                    }
+                }
+            }
+            let outcome = settle(&mut flight).await;
+            match outcome {
+                Ok(()) => {
+                    answer(flight.jobs, flight.answers);
+                    if let Some(snapshot) = flight.snapshot.take() {
+                        self.start_snapshot(snapshot);
+                    }
+                    match next {
+                        Some(chained) => flight = chained,
+                        None => {
+                            if let Some(state) = flight.state.take() {
+                                if self.snapshot_due(&state)
+                                    && let Some(snapshot) = serialise(&state)
+                                {
+                                    self.start_snapshot(snapshot);
+                                }
+                                self.cached = Some(state);
+                            }
+                            return Vec::new();
+                        }
+                    }
+                }
+                Err(failure) => {
+                    // Whatever was chained on this batch is resolved before the ledger is reloaded, so the
+                    // reload sees it if it did commit (possible only if this batch's fate was unknown).
+                    self.cached = None;
+                    let mut retry = Vec::new();
+                    self.sort_out(flight.jobs, failure, &mut retry);
+                    if let Some(mut chained) = next {
+                        match settle(&mut chained).await {
+                            // A chained batch that appended nothing answered from a state that never
+                            // became durable: decide it again.
+                            Ok(()) if chained.commit.is_none() => retry.extend(chained.jobs),
+                            Ok(()) => answer(chained.jobs, chained.answers),
+                            Err(failure) => self.sort_out(chained.jobs, failure, &mut retry),
+                        }
+                    }
+                    return retry;
+                }
+            }
+        }
+    }
+
+    /// After a failed commit: conflicts go back to be decided again, other failures are answered.
+    fn sort_out(&self, jobs: Vec<Job>, failure: CommitFailure, retry: &mut Vec<Job>) {
+        if retriable(&failure) {
+            retry.extend(jobs);
+            return;
+        }
+        let error = match failure {
+            // The commit's fate may be unknown (a dropped connection); the cache is dropped, so the next
+            // batch reloads whatever the store holds.
+            CommitFailure::Store(e) => WriteError::from(e),
+            CommitFailure::Group(reason) => WriteError::Unavailable(reason),
+        };
+        self.fail(jobs, error);
+    }
+
+    fn fail(&self, jobs: Vec<Job>, failure: WriteError) {
+        tracing::warn!(ledger = %self.ledger, error = %failure, "batch not written");
         let reason = failure.to_string();
         for job in jobs {
             let _ = job.reply.send(Err(match &failure {
@@ -160,43 +318,76 @@ impl Ledgers {
         }
     }
 
-    /// Takes a snapshot once the events since the last one reach `snapshot_every` and half the state's
+    /// A snapshot is due once the events since the last one reach `snapshot_every` and half the state's
     /// size (its accounts and transfers). The state grows with the stream (it keeps every transfer), so a
     /// fixed interval would make total snapshot work quadratic in the stream's length; this spacing keeps
     /// it linear (each snapshot is paid for by at least half its size in events) while a load replays at
-    /// most about a third of the stream after its snapshot. The copy is taken here; serialising and saving
-    /// happen on other threads, so the ledger's next batch does not wait for them.
-    fn maybe_snapshot(&mut self, state: &Ledger) {
+    /// most about a third of the stream after its snapshot. At most one is being saved at a time; one
+    /// skipped for that is due again after the next batch.
+    fn snapshot_due(&self, state: &Ledger) -> bool {
         let since = state.version.saturating_sub(self.snapshot_base);
         let size = (state.accounts.len() + state.transfers.len()) as u64;
-        if since < self.config.snapshot_every.max(size / 2) {
-            return;
-        }
-        if self.snapshotting.as_ref().is_some_and(|h| !h.is_finished()) {
-            // The previous one is still being saved; this is due again after the next batch.
-            return;
-        }
-        self.snapshot_base = state.version;
+        since >= self.config.snapshot_every.max(size / 2)
+            && self.snapshotting.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Saves a durable state, serialised by the caller, off this task.
+    fn start_snapshot(&mut self, snapshot: Serialised) {
+        self.snapshot_base = snapshot.version;
         let store = self.store.clone();
         let ledger = self.ledger.clone();
-        let state = state.clone();
         self.snapshotting = Some(tokio::spawn(async move {
-            let version = state.version as i64;
-            let saved =
-                match tokio::task::spawn_blocking(move || serde_json::to_string(&state)).await {
-                    Ok(Ok(json)) => store
-                        .save_snapshot_json(ledger.as_str(), version, SNAPSHOT_SCHEMA, &json)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
+            let version = snapshot.version as i64;
+            let saved = store
+                .save_snapshot_json(ledger.as_str(), version, SNAPSHOT_SCHEMA, &snapshot.json)
+                .await;
             // A missing snapshot only makes the next load slower, so it is logged, not fatal.
             if let Err(error) = saved {
                 tracing::warn!(ledger = %ledger, %error, "snapshot not saved");
             }
         }));
     }
+}
+
+/// A ledger state as snapshot JSON, with its version.
+struct Serialised {
+    version: u64,
+    json: String,
+}
+
+/// Serialises the state right here, on the ledger's task. Copying the state to serialise it elsewhere
+/// cost more than serialising it (a `Ledger` is a tree of small allocations; its JSON is one growing
+/// buffer), and the copy held the task up just the same.
+fn serialise(state: &Ledger) -> Option<Serialised> {
+    match serde_json::to_string(state) {
+        Ok(json) => Some(Serialised {
+            version: state.version,
+            json,
+        }),
+        Err(error) => {
+            // Only a map with non-string keys could fail, which `Ledger` does not have.
+            tracing::warn!(%error, "snapshot not serialised");
+            None
+        }
+    }
+}
+
+/// Waits for a batch's commit. A batch that appends nothing is settled by its predecessor's commit, which
+/// the caller has already seen succeed.
+async fn settle(flight: &mut Flight) -> Result<(), CommitFailure> {
+    let Some(commit) = &mut flight.commit else {
+        return Ok(());
+    };
+    let outcome = (&mut commit.outcome)
+        .await
+        .unwrap_or_else(|_| Err(CommitFailure::Group("the committer stopped".into())));
+    let appended = outcome?;
+    metrics::histogram!("tally_append_seconds").record(commit.started.elapsed().as_secs_f64());
+    metrics::histogram!("tally_group_commit_events").record(commit.events as f64);
+    if let Some(state) = &flight.state {
+        debug_assert_eq!(appended.version as u64, state.version);
+    }
+    Ok(())
 }
 
 /// Postgres keeps microseconds; truncating here makes the events' own timestamps equal to the column.

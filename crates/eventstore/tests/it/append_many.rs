@@ -26,17 +26,20 @@ async fn a_conflicting_stream_does_not_stop_the_others_of_its_group(pool: PgPool
                 stream_id: "ledger-b",
                 expected_version: 1,
                 events: &b,
+                expected_head: None,
             },
             // Stale: another writer moved ledger-a to 2.
             StreamAppend {
                 stream_id: "ledger-a",
                 expected_version: 1,
                 events: &a,
+                expected_head: None,
             },
             StreamAppend {
                 stream_id: "ledger-c",
                 expected_version: 0,
                 events: &c,
+                expected_head: None,
             },
         ])
         .await
@@ -82,11 +85,13 @@ async fn a_recorded_transfer_in_one_stream_fails_only_that_stream(pool: PgPool) 
                 stream_id: "ledger-a",
                 expected_version: 1,
                 events: &again,
+                expected_head: None,
             },
             StreamAppend {
                 stream_id: "ledger-b",
                 expected_version: 0,
                 events: &fresh,
+                expected_head: None,
             },
         ])
         .await
@@ -122,6 +127,7 @@ async fn a_head_moved_by_another_process_is_chained_correctly(pool: PgPool) {
             stream_id: "ledger-a",
             expected_version: 6,
             events: &more,
+            expected_head: None,
         }])
         .await
         .expect("answered");
@@ -139,11 +145,13 @@ async fn a_stream_named_twice_is_appended_twice_in_order(pool: PgPool) {
                 stream_id: "ledger-a",
                 expected_version: 0,
                 events: &one,
+                expected_head: None,
             },
             StreamAppend {
                 stream_id: "ledger-a",
                 expected_version: 2,
                 events: &two,
+                expected_head: None,
             },
         ])
         .await
@@ -151,4 +159,126 @@ async fn a_stream_named_twice_is_appended_twice_in_order(pool: PgPool) {
     assert_eq!(results[0].as_ref().map(|r| r.version).ok(), Some(2));
     assert_eq!(results[1].as_ref().map(|r| r.version).ok(), Some(3));
     intact(store.verify_stream("ledger-a").await.expect("verify"), 3);
+}
+
+/// An append of `events` to `stream_id` chained on `head` at `expected`, as a pipelining writer sends it.
+async fn chained(
+    store: &EventStore,
+    stream_id: &str,
+    expected: i64,
+    head: [u8; 32],
+    events: &[tally_eventstore::NewEvent],
+) -> Result<tally_eventstore::AppendResult, StoreError> {
+    let mut results = store
+        .append_many(&[StreamAppend {
+            stream_id,
+            expected_version: expected,
+            events,
+            expected_head: Some(head),
+        }])
+        .await
+        .expect("the group's transaction runs");
+    results.pop().expect("one outcome")
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_batch_chained_on_a_head_that_never_committed_is_refused_though_the_version_matches(
+    pool: PgPool,
+) {
+    let store = EventStore::new(pool);
+    append(&store, "ledger-a", 0, &events(1)).await;
+    // The predecessor appends two events and rolls back: its head never existed for anyone else.
+    let mut tx = store.pool().begin().await.expect("begin");
+    let lost = tally_eventstore::append_in_tx(&mut tx, "ledger-a", 1, &events(2))
+        .await
+        .expect("appended inside the transaction");
+    tx.rollback().await.expect("rollback");
+    // Another process fills the same versions with other events.
+    append(&store, "ledger-a", 1, &events(2)).await;
+    let outcome = chained(&store, "ledger-a", lost.version, lost.head_hash, &events(1)).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(StoreError::Conflict {
+                expected: 3,
+                actual: 3,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    intact(store.verify_stream("ledger-a").await.expect("verify"), 3);
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_chained_batch_waits_for_its_predecessor_and_commits_after_it(pool: PgPool) {
+    let store = EventStore::new(pool);
+    append(&store, "ledger-a", 0, &events(1)).await;
+    let mut tx = store.pool().begin().await.expect("begin");
+    let first = tally_eventstore::append_in_tx(&mut tx, "ledger-a", 1, &events(2))
+        .await
+        .expect("appended inside the transaction");
+    let next = tokio::spawn({
+        let store = store.clone();
+        async move {
+            chained(
+                &store,
+                "ledger-a",
+                first.version,
+                first.head_hash,
+                &events(3),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !next.is_finished(),
+        "the chained batch waits for the head's lock"
+    );
+    tx.commit().await.expect("commit");
+    let result = next
+        .await
+        .expect("task")
+        .expect("the chained batch commits");
+    assert_eq!(result.version, 6);
+    intact(store.verify_stream("ledger-a").await.expect("verify"), 6);
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_chained_batch_fails_when_its_predecessor_rolls_back(pool: PgPool) {
+    let store = EventStore::new(pool);
+    append(&store, "ledger-a", 0, &events(1)).await;
+    let mut tx = store.pool().begin().await.expect("begin");
+    let first = tally_eventstore::append_in_tx(&mut tx, "ledger-a", 1, &events(2))
+        .await
+        .expect("appended inside the transaction");
+    let next = tokio::spawn({
+        let store = store.clone();
+        async move {
+            chained(
+                &store,
+                "ledger-a",
+                first.version,
+                first.head_hash,
+                &events(3),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tx.rollback().await.expect("rollback");
+    let outcome = next.await.expect("task");
+    assert!(
+        matches!(
+            outcome,
+            Err(StoreError::Conflict {
+                expected: 3,
+                actual: 1,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    intact(store.verify_stream("ledger-a").await.expect("verify"), 1);
 }

@@ -240,3 +240,59 @@ async fn shutdown_answers_every_accepted_command(pool: PgPool) {
     }
     assert_eq!(replay(&store, &ledger).await.version, 4 + ok);
 }
+
+/// The writer decides a ledger's next batch while the previous one commits, chained on its head. With two
+/// instances racing on one ledger, chained batches keep meeting predecessors that lost the race: each such
+/// batch must be refused by the store and decided again, never committed on the other instance's head.
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn pipelined_batches_of_two_instances_on_one_ledger_lose_and_double_nothing(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    let first = setup(&store, WriterConfig::default()).await;
+    // Its own store too (own head cache, own pool), as a second process would have.
+    let other = EventStore::new(pool);
+    let second = Writers::new(other, WriterConfig::default());
+    let ledger = main_ledger();
+    let mut tasks = Vec::new();
+    for caller in 0..64u32 {
+        let writers = if caller % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for i in 0..20u32 {
+                let id = Uuid::from_u128(u128::from(caller) << 32 | u128::from(i));
+                let a = accepted(
+                    writers
+                        .submit(&ledger, sub(transfer(id, "equity:capital", "assets:b", 5)))
+                        .await,
+                );
+                assert!(!a.duplicate, "a fresh id answered as a duplicate");
+                answers.push(a.version);
+            }
+            answers
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.extend(t.await.expect("caller task"));
+    }
+    // Each accepted transfer has its own version, and together they are every version after the setup.
+    versions.sort_unstable();
+    assert_eq!(versions, (5..=4 + 64 * 20).collect::<Vec<u64>>());
+    let state = replay(&store, &ledger).await;
+    assert_eq!(state.version, 4 + 64 * 20);
+    let b = AccountBalance::of(state.account(&code("assets:b")).expect("exists"));
+    assert_eq!(b.posted, 64 * 20 * 5);
+    assert!(
+        store
+            .verify_stream("main")
+            .await
+            .expect("verify")
+            .is_intact()
+    );
+    first.shutdown().await;
+    second.shutdown().await;
+}

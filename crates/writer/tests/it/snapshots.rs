@@ -52,6 +52,12 @@ async fn a_ledger_with_a_snapshot_loads_the_same_state_as_a_full_replay(pool: Pg
         .await
         .expect("damage snapshots");
     assert_eq!(load_ledger(&store, &ledger).await.expect("loads"), replayed);
+    // So are bytes that are not JSON at all.
+    sqlx::query("update snapshots set state = '\\xff00'::bytea")
+        .execute(store.pool())
+        .await
+        .expect("damage snapshots");
+    assert_eq!(load_ledger(&store, &ledger).await.expect("loads"), replayed);
     // And writing continues from the right version.
     let again = Writers::new(store.clone(), config);
     let a = accepted(

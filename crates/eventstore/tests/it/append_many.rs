@@ -161,6 +161,16 @@ async fn a_stream_named_twice_is_appended_twice_in_order(pool: PgPool) {
     intact(store.verify_stream("ledger-a").await.expect("verify"), 3);
 }
 
+/// Three events chained on `first`, sent from a task of their own so the test can commit or roll back
+/// `first`'s transaction meanwhile.
+fn spawn_chained(
+    store: &EventStore,
+    first: &tally_eventstore::AppendResult,
+) -> tokio::task::JoinHandle<Result<tally_eventstore::AppendResult, StoreError>> {
+    let (store, version, head) = (store.clone(), first.version, first.head_hash);
+    tokio::spawn(async move { chained(&store, "ledger-a", version, head, &events(3)).await })
+}
+
 /// An append of `events` to `stream_id` chained on `head` at `expected`, as a pipelining writer sends it.
 async fn chained(
     store: &EventStore,
@@ -218,19 +228,7 @@ async fn a_chained_batch_waits_for_its_predecessor_and_commits_after_it(pool: Pg
     let first = tally_eventstore::append_in_tx(&mut tx, "ledger-a", 1, &events(2))
         .await
         .expect("appended inside the transaction");
-    let next = tokio::spawn({
-        let store = store.clone();
-        async move {
-            chained(
-                &store,
-                "ledger-a",
-                first.version,
-                first.head_hash,
-                &events(3),
-            )
-            .await
-        }
-    });
+    let next = spawn_chained(&store, &first);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(
         !next.is_finished(),
@@ -253,19 +251,7 @@ async fn a_chained_batch_fails_when_its_predecessor_rolls_back(pool: PgPool) {
     let first = tally_eventstore::append_in_tx(&mut tx, "ledger-a", 1, &events(2))
         .await
         .expect("appended inside the transaction");
-    let next = tokio::spawn({
-        let store = store.clone();
-        async move {
-            chained(
-                &store,
-                "ledger-a",
-                first.version,
-                first.head_hash,
-                &events(3),
-            )
-            .await
-        }
-    });
+    let next = spawn_chained(&store, &first);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     tx.rollback().await.expect("rollback");
     let outcome = next.await.expect("task");

@@ -115,17 +115,7 @@ async fn two_writer_instances_on_one_ledger_lose_and_double_nothing(pool: PgPool
         16 * 15,
         "every distinct transfer was booked exactly once"
     );
-    let state = replay(&store, &ledger).await;
-    assert_eq!(state.version, 4 + 16 * 15);
-    let b = AccountBalance::of(state.account(&code("assets:b")).expect("exists"));
-    assert_eq!(b.posted, 16 * 15 * 7);
-    assert!(
-        store
-            .verify_stream("main")
-            .await
-            .expect("verify")
-            .is_intact()
-    );
+    assert_books(&store, &ledger, 4 + 16 * 15, 16 * 15 * 7).await;
     first.shutdown().await;
     second.shutdown().await;
 }
@@ -282,17 +272,22 @@ async fn pipelined_batches_of_two_instances_on_one_ledger_lose_and_double_nothin
     // Each accepted transfer has its own version, and together they are every version after the setup.
     versions.sort_unstable();
     assert_eq!(versions, (5..=4 + 64 * 20).collect::<Vec<u64>>());
-    let state = replay(&store, &ledger).await;
-    assert_eq!(state.version, 4 + 64 * 20);
+    assert_books(&store, &ledger, 4 + 64 * 20, 64 * 20 * 5).await;
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+/// The ledger replays to `version` with `posted` on `assets:b`, and its hash chain is intact.
+async fn assert_books(store: &EventStore, ledger: &LedgerId, version: u64, posted: i128) {
+    let state = replay(store, ledger).await;
+    assert_eq!(state.version, version);
     let b = AccountBalance::of(state.account(&code("assets:b")).expect("exists"));
-    assert_eq!(b.posted, 64 * 20 * 5);
+    assert_eq!(b.posted, posted);
     assert!(
         store
-            .verify_stream("main")
+            .verify_stream(ledger.as_str())
             .await
             .expect("verify")
             .is_intact()
     );
-    first.shutdown().await;
-    second.shutdown().await;
 }

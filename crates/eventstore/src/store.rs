@@ -498,7 +498,7 @@ pub async fn claim_log(tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreEr
     sqlx::query("select tally_claim_log()")
         .execute(&mut **tx)
         .await
-        .map_err(|err| insert_error(err, "", &[]))?;
+        .map_err(claim_error)?;
     Ok(())
 }
 
@@ -761,17 +761,28 @@ fn to_hash(stream_id: &str, bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
         })
 }
 
+/// The refusal raised by `tally_claim_log` (migration 0007; SQLSTATE 55000, which nothing else of ours
+/// raises), or any other error as it is.
+fn claim_error(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("55000") => {
+            StoreError::WroteBeforeAppend
+        }
+        _ => StoreError::Database(err),
+    }
+}
+
 /// Names the unique constraint an insert violated. The offending id is taken from the error's detail
 /// (`Key (...)=(...) already exists.`), matched against the batch's own ids, so a localised server message
 /// does not matter.
 fn insert_error(err: sqlx::Error, stream_id: &str, events: &[NewEvent]) -> StoreError {
+    let err = match claim_error(err) {
+        StoreError::Database(err) => err,
+        claim => return claim,
+    };
     let sqlx::Error::Database(db) = &err else {
         return StoreError::Database(err);
     };
-    // Raised by tally_claim_log (migration 0007) and by nothing else of ours.
-    if db.code().as_deref() == Some("55000") {
-        return StoreError::WroteBeforeAppend;
-    }
     if !db.is_unique_violation() {
         return StoreError::Database(err);
     }

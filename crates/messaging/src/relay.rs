@@ -5,16 +5,21 @@
 use crate::amqp::{AmqpConfig, connect, declare_events_exchange};
 use crate::backoff::Backoff;
 use crate::message::{EventBatch, routing_key, runs};
+use futures_util::FutureExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::publisher_confirm::Confirmation;
+use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tally_eventstore::{EventStore, StoreError};
+use tokio::sync::mpsc;
+
+/// Pages read and published ahead of the one being confirmed.
+const PAGES_IN_FLIGHT: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -129,50 +134,114 @@ impl Relay {
         listener.listen("tally_events").await?;
 
         let store = EventStore::new(self.pool.clone());
-        let mut checkpoint = self.checkpoint(&mut lock).await?;
+        let checkpoint = self.checkpoint(&mut lock).await?;
+        // Reading and publishing run ahead of confirming and checkpointing by up to `PAGES_IN_FLIGHT`
+        // pages: the next page is read and on its way while the broker still replicates the previous
+        // one, instead of the two round trips adding up for every event. The channel keeps publish order,
+        // and a checkpoint only ever names a page whose confirms (and those of every page before it)
+        // arrived, so a failure anywhere republishes from there: duplicates, never gaps.
+        let (sent, in_flight) = mpsc::channel(PAGES_IN_FLIGHT);
+        let reading =
+            self.read_and_publish(&store, &channel, &mut listener, checkpoint, sent, shutdown);
+        let confirming = self.confirm_and_checkpoint(&mut lock, in_flight);
+        tokio::try_join!(reading, confirming)?;
+        let _ = connection.close(200, "shutting down").await;
+        Ok(())
+    }
+
+    /// Reads the log from `checkpoint` and publishes each page, handing its pending confirms to
+    /// [`Self::confirm_and_checkpoint`]. Stops at `shutdown`; the pages already handed over are still
+    /// confirmed and checkpointed.
+    async fn read_and_publish(
+        &self,
+        store: &EventStore,
+        channel: &Channel,
+        listener: &mut PgListener,
+        mut checkpoint: i64,
+        sent: mpsc::Sender<PublishedPage>,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), RelayError> {
         loop {
-            let started = std::time::Instant::now();
+            // Under a steady load the log is never empty, so shutdown is looked at before every page too.
+            if shutdown.as_mut().now_or_never().is_some() {
+                return Ok(());
+            }
+            let started = Instant::now();
             let events = store.read_all(checkpoint, self.config.page_size).await?;
             let Some(last) = events.last() else {
                 // Either a notification or the idle poll wakes us; a notification error ends the session.
                 tokio::select! {
                     n = listener.recv() => { n?; }
                     _ = tokio::time::sleep(self.config.idle_poll) => {}
-                    _ = &mut shutdown => {
-                        let _ = connection.close(200, "shutting down").await;
-                        return Ok(());
-                    }
+                    _ = &mut shutdown => return Ok(()),
                 }
                 continue;
             };
-            let (position, recorded_at, count) = (last.position, last.recorded_at, events.len());
+            let (position, recorded_at, events_count) =
+                (last.position, last.recorded_at, events.len());
             let batches = runs(events, self.config.max_events_per_message);
             let read_ms = started.elapsed().as_secs_f64() * 1e3;
-            publish(&channel, &self.config.amqp.exchange, &batches).await?;
-            let published_ms = started.elapsed().as_secs_f64() * 1e3;
+            let confirms = publish(channel, &self.config.amqp.exchange, &batches).await?;
+            let page = PublishedPage {
+                started,
+                read_ms,
+                position,
+                recorded_at,
+                events: events_count,
+                messages: batches.len(),
+                confirms,
+            };
+            if sent.send(page).await.is_err() {
+                // The confirming side has stopped: its error ends the session.
+                return Ok(());
+            }
+            checkpoint = position;
+        }
+    }
+
+    /// Waits for each page's confirms, in publish order, then checkpoints it through the connection that
+    /// holds the advisory lock.
+    async fn confirm_and_checkpoint(
+        &self,
+        lock: &mut PgConnection,
+        mut in_flight: mpsc::Receiver<PublishedPage>,
+    ) -> Result<(), RelayError> {
+        while let Some(page) = in_flight.recv().await {
+            for confirm in page.confirms {
+                match confirm.await? {
+                    Confirmation::Ack(_) => {}
+                    Confirmation::Nack(_) | Confirmation::NotRequested => {
+                        return Err(RelayError::Nacked);
+                    }
+                }
+            }
+            let published_ms = page.started.elapsed().as_secs_f64() * 1e3;
             sqlx::query(
                 "insert into relay_checkpoints (relay, position) values ($1, $2) \
                  on conflict (relay) do update set position = excluded.position, updated_at = now()",
             )
             .bind(&self.config.name)
-            .bind(position)
-            .execute(&mut lock)
+            .bind(page.position)
+            .execute(&mut *lock)
             .await?;
-            checkpoint = position;
-            metrics::counter!("tally_relay_published_events_total").increment(count as u64);
-            metrics::counter!("tally_relay_messages_total").increment(batches.len() as u64);
-            let lag = (chrono::Utc::now() - recorded_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::counter!("tally_relay_published_events_total").increment(page.events as u64);
+            metrics::counter!("tally_relay_messages_total").increment(page.messages as u64);
+            let lag = (chrono::Utc::now() - page.recorded_at)
+                .num_milliseconds()
+                .max(0) as f64
+                / 1000.0;
             metrics::gauge!("tally_relay_lag_seconds").set(lag);
             tracing::debug!(
-                events = count,
-                messages = batches.len(),
-                read_ms,
+                events = page.events,
+                messages = page.messages,
+                read_ms = page.read_ms,
                 published_ms,
-                checkpointed_ms = started.elapsed().as_secs_f64() * 1e3,
+                checkpointed_ms = page.started.elapsed().as_secs_f64() * 1e3,
                 lag_ms = lag * 1e3,
                 "page relayed"
             );
         }
+        Ok(())
     }
 
     async fn checkpoint(&self, conn: &mut PgConnection) -> Result<i64, RelayError> {
@@ -185,12 +254,13 @@ impl Relay {
     }
 }
 
-/// Publishes every batch, then waits for all confirms: one round trip per page, not per message.
+/// Publishes every batch of a page and returns their pending confirms: awaited together, they are one
+/// round trip per page, not per message.
 async fn publish(
     channel: &Channel,
     exchange: &str,
     batches: &[EventBatch],
-) -> Result<(), RelayError> {
+) -> Result<Vec<PublisherConfirm>, RelayError> {
     let mut confirms = Vec::with_capacity(batches.len());
     for batch in batches {
         let Some(first) = batch.events.first() else {
@@ -232,11 +302,17 @@ async fn publish(
             .await?;
         confirms.push(confirm);
     }
-    for confirm in confirms {
-        match confirm.await? {
-            Confirmation::Ack(_) => {}
-            Confirmation::Nack(_) | Confirmation::NotRequested => return Err(RelayError::Nacked),
-        }
-    }
-    Ok(())
+    Ok(confirms)
+}
+
+/// A page published and not yet confirmed.
+struct PublishedPage {
+    started: Instant,
+    read_ms: f64,
+    /// The last event's position: the checkpoint once the page is confirmed.
+    position: i64,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    events: usize,
+    messages: usize,
+    confirms: Vec<PublisherConfirm>,
 }

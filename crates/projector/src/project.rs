@@ -155,27 +155,11 @@ pub async fn project_batches(
             moved.push((ledger, at.version, position, at.recorded_at));
         }
     }
-    changes.finish(&mut tx).await?;
-    if !moved.is_empty() {
-        let ids: Vec<&str> = moved.iter().map(|m| m.0.as_str()).collect();
-        let versions: Vec<i64> = moved.iter().map(|m| m.1).collect();
-        let positions: Vec<i64> = moved.iter().map(|m| m.2).collect();
-        sqlx::query(
-            "with moved_ledgers as (\
-                 update ledgers l set version = d.version \
-                 from unnest($2::text[], $3::int8[]) as d(ledger_id, version) \
-                 where l.ledger_id = d.ledger_id) \
-             update checkpoints c set version = d.version, position = d.position, updated_at = now() \
-             from unnest($2::text[], $3::int8[], $4::int8[]) as d(ledger_id, version, position) \
-             where c.projection = $1 and c.ledger_id = d.ledger_id",
-        )
-        .bind(PROJECTION)
-        .bind(&ids)
-        .bind(&versions)
-        .bind(&positions)
-        .execute(&mut *tx)
-        .await?;
-    }
+    let moves: Vec<(String, i64, i64)> = moved
+        .iter()
+        .map(|(ledger, version, position, _)| (ledger.clone(), *version, *position))
+        .collect();
+    changes.finish(&mut tx, PROJECTION, &moves).await?;
     tx.commit().await?;
     if duplicates > 0 {
         metrics::counter!("tally_projection_duplicates_total").increment(duplicates);

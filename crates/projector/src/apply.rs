@@ -66,10 +66,19 @@ struct EntryRow {
     account: String,
     key: Key,
     transfer_id: Uuid,
+    description: String,
     side: Side,
     amount: i128,
     balance_after: i128,
     recorded_at: DateTime<Utc>,
+}
+
+/// The transfer a leg is booked for, as its statement entries show it. The description is kept on
+/// every entry so that a statement page reads one index range instead of a transfer lookup per row.
+struct Booking<'a> {
+    transfer_id: Uuid,
+    description: &'a str,
+    effective_at: DateTime<Utc>,
 }
 
 /// A day's posted movements on an account: currency, debits, credits, number of entries.
@@ -239,9 +248,13 @@ impl Changes {
                 correction,
             } => {
                 let effective_at = transfer.effective_at.unwrap_or(recorded_at);
-                let id = transfer.id.0;
+                let booking = Booking {
+                    transfer_id: transfer.id.0,
+                    description: &transfer.description,
+                    effective_at,
+                };
                 for (i, leg) in transfer.legs.iter().enumerate() {
-                    self.post(conn, ledger, at, id, i, leg, leg.amount.get(), effective_at)
+                    self.post(conn, ledger, at, &booking, i, leg, leg.amount.get())
                         .await?;
                 }
                 let mut row = transfer_row(ledger, at, transfer, "posted", effective_at, None);
@@ -276,10 +289,15 @@ impl Changes {
                 effective_at,
                 ..
             } => {
-                let legs = self.transfer_legs(conn, ledger, id.0).await?;
+                let (legs, description) = self.transfer_legs(conn, ledger, id.0).await?;
+                let booking = Booking {
+                    transfer_id: id.0,
+                    description: &description,
+                    effective_at,
+                };
                 for (i, (leg, amount)) in legs.iter().zip(&amounts).enumerate() {
                     self.pending(ledger, leg, -leg.amount.get(), v);
-                    self.post(conn, ledger, at, id.0, i, leg, amount.get(), effective_at)
+                    self.post(conn, ledger, at, &booking, i, leg, amount.get())
                         .await?;
                 }
                 let posted = serde_json::to_value(&amounts).unwrap_or_default();
@@ -315,8 +333,14 @@ impl Changes {
                 ..
             } => {
                 let id = reversal.id.0;
+                // A reversal has no description of its own; its transfer row says what it reverses.
+                let booking = Booking {
+                    transfer_id: id,
+                    description: "",
+                    effective_at,
+                };
                 for (i, leg) in legs.iter().enumerate() {
-                    self.post(conn, ledger, at, id, i, leg, leg.amount.get(), effective_at)
+                    self.post(conn, ledger, at, &booking, i, leg, leg.amount.get())
                         .await?;
                 }
                 let spec = TransferSpec {
@@ -371,17 +395,18 @@ impl Changes {
         self.transfers.get_mut(i)
     }
 
+    /// A transfer's legs and description, from this transaction's new rows or the table.
     async fn transfer_legs(
         &mut self,
         conn: &mut PgConnection,
         ledger: &str,
         id: Uuid,
-    ) -> Result<Vec<LegSpec>, ProjectionError> {
+    ) -> Result<(Vec<LegSpec>, String), ProjectionError> {
         if let Some(t) = self.new_transfer(ledger, id) {
-            return Ok(t.legs.clone());
+            return Ok((t.legs.clone(), t.description.clone()));
         }
-        let legs: Option<Value> = sqlx::query_scalar(
-            "select legs from transfers where ledger_id = $1 and transfer_id = $2",
+        let row: Option<(Value, String)> = sqlx::query_as(
+            "select legs, description from transfers where ledger_id = $1 and transfer_id = $2",
         )
         .bind(ledger)
         .bind(id)
@@ -391,8 +416,11 @@ impl Changes {
             ledger: ledger.to_owned(),
             reason,
         };
-        let legs = legs.ok_or_else(|| inconsistent(format!("transfer {id} is not projected")))?;
-        serde_json::from_value(legs).map_err(|e| inconsistent(format!("legs of {id}: {e}")))
+        let (legs, description) =
+            row.ok_or_else(|| inconsistent(format!("transfer {id} is not projected")))?;
+        let legs =
+            serde_json::from_value(legs).map_err(|e| inconsistent(format!("legs of {id}: {e}")))?;
+        Ok((legs, description))
     }
 
     async fn release(
@@ -403,7 +431,7 @@ impl Changes {
         id: Uuid,
         status: &'static str,
     ) -> Result<(), ProjectionError> {
-        for leg in self.transfer_legs(conn, ledger, id).await? {
+        for leg in self.transfer_legs(conn, ledger, id).await?.0 {
             self.pending(ledger, &leg, -leg.amount.get(), v);
         }
         if let Some(t) = self.new_transfer(ledger, id) {
@@ -444,13 +472,13 @@ impl Changes {
         conn: &mut PgConnection,
         ledger: &str,
         at: &At,
-        transfer_id: Uuid,
+        booking: &Booking<'_>,
         leg_index: usize,
         leg: &LegSpec,
         amount: i128,
-        effective_at: DateTime<Utc>,
     ) -> Result<(), ProjectionError> {
         let account = leg.account.as_str();
+        let effective_at = booking.effective_at;
         let key: Key = (effective_at, at.version, leg_index as i32);
         let overflow = || ProjectionError::Inconsistent {
             ledger: ledger.to_owned(),
@@ -483,7 +511,8 @@ impl Changes {
                 ledger: ledger.to_owned(),
                 account: account.to_owned(),
                 key,
-                transfer_id,
+                transfer_id: booking.transfer_id,
+                description: booking.description.to_owned(),
                 side: leg.side,
                 amount,
                 balance_after,
@@ -492,18 +521,7 @@ impl Changes {
             // Rare, so it goes row by row in SQL, once the buffered entries are written.
             None => {
                 self.write_entries(conn).await?;
-                shift_in(
-                    conn,
-                    ledger,
-                    account,
-                    at,
-                    transfer_id,
-                    key,
-                    leg,
-                    amount,
-                    delta,
-                )
-                .await?;
+                shift_in(conn, ledger, account, at, booking, key, leg, amount, delta).await?;
             }
         }
         let i = if leg.side == Side::Debit { 0 } else { 1 };
@@ -532,12 +550,13 @@ impl Changes {
         let e = std::mem::take(&mut self.entries);
         sqlx::query(
             "insert into entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
-             balance_after, recorded_at) \
+             balance_after, recorded_at, description) \
              select ledger_id, account, effective_at, version, leg, transfer_id, side, amount::numeric, \
-                    balance::numeric, recorded_at \
+                    balance::numeric, recorded_at, description \
              from unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[], $5::int4[], $6::uuid[], \
-                         $7::text[], $8::text[], $9::text[], $10::timestamptz[]) \
-                  as t(ledger_id, account, effective_at, version, leg, transfer_id, side, amount, balance, recorded_at)",
+                         $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[]) \
+                  as t(ledger_id, account, effective_at, version, leg, transfer_id, side, amount, balance, \
+                       recorded_at, description)",
         )
         .bind(e.iter().map(|e| e.ledger.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| e.account.as_str()).collect::<Vec<_>>())
@@ -549,6 +568,7 @@ impl Changes {
         .bind(e.iter().map(|e| e.amount.to_string()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| e.balance_after.to_string()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.description.as_str()).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -662,6 +682,7 @@ impl Changes {
             .bind(moved.iter().map(|m| m.0.as_str()).collect::<Vec<_>>())
             .bind(moved.iter().map(|m| m.1).collect::<Vec<_>>())
             .bind(moved.iter().map(|m| m.2).collect::<Vec<_>>())
+            .bind(e.iter().map(|e| e.description.as_str()).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
         Ok(())
@@ -674,12 +695,13 @@ impl Changes {
 const FINISH: &str = "\
 with new_entries as ( \
     insert into entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
-                         balance_after, recorded_at) \
+                         balance_after, recorded_at, description) \
     select ledger_id, account, effective_at, version, leg, transfer_id, side, amount::numeric, \
-           balance::numeric, recorded_at \
+           balance::numeric, recorded_at, description \
     from unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[], $5::int4[], $6::uuid[], \
-                $7::text[], $8::text[], $9::text[], $10::timestamptz[]) \
-         as t(ledger_id, account, effective_at, version, leg, transfer_id, side, amount, balance, recorded_at)), \
+                $7::text[], $8::text[], $9::text[], $10::timestamptz[], $45::text[]) \
+         as t(ledger_id, account, effective_at, version, leg, transfer_id, side, amount, balance, recorded_at, \
+              description)), \
 new_transfers as ( \
     insert into transfers (ledger_id, transfer_id, status, legs, posted_amounts, effective_at, recorded_at, \
                            expires_at, description, metadata, reverses, corrects, reason, reversed_by, \
@@ -813,7 +835,7 @@ async fn shift_in(
     ledger: &str,
     account: &str,
     at: &At,
-    transfer_id: Uuid,
+    booking: &Booking<'_>,
     key: Key,
     leg: &LegSpec,
     amount: i128,
@@ -823,12 +845,12 @@ async fn shift_in(
     sqlx::query(
         "with ins as ( \
              insert into entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
-                                  balance_after, recorded_at) \
+                                  balance_after, recorded_at, description) \
              select $1, $2, $4, $3, $5, $6, $7, $8::numeric, \
                     coalesce((select balance_after from entries \
                               where ledger_id = $1 and account = $2 and (effective_at, version, leg) < ($4, $3, $5) \
                               order by effective_at desc, version desc, leg desc limit 1), 0) + $9::numeric, \
-                    $10 \
+                    $10, $11 \
              returning 1) \
          update entries set balance_after = balance_after + $9::numeric \
          where ledger_id = $1 and account = $2 and (effective_at, version, leg) > ($4, $3, $5)",
@@ -838,11 +860,12 @@ async fn shift_in(
     .bind(key.1)
     .bind(key.0)
     .bind(key.2)
-    .bind(transfer_id)
+    .bind(booking.transfer_id)
     .bind(side(leg.side))
     .bind(amount.to_string())
     .bind(delta.to_string())
     .bind(at.recorded_at)
+    .bind(booking.description)
     .execute(&mut *conn)
     .await?;
     Ok(())

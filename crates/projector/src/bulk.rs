@@ -513,7 +513,7 @@ async fn write(
     let mut copy = tx
         .copy_in_raw(
             "copy entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
-             balance_after, recorded_at) from stdin",
+             balance_after, recorded_at, description) from stdin",
         )
         .await?;
     let mut rows = CopyRows::new();
@@ -527,7 +527,12 @@ async fn write(
             .text(side(e.side))
             .plain(e.amount)
             .plain(balance)
-            .time(e.recorded_at);
+            .time(e.recorded_at)
+            .text(
+                fold.transfers
+                    .get(&e.transfer_id)
+                    .map_or("", |t| t.description.as_str()),
+            );
         rows.end_row(&mut copy).await?;
     }
     rows.finish(copy).await?;

@@ -354,9 +354,8 @@ pub async fn entries(
     let rows = sqlx::query(
         "select e.effective_at, e.recorded_at, e.version, e.leg, e.transfer_id, e.side, \
                 e.amount::text as amount, e.balance_after::text as balance_after, \
-                coalesce(t.description, '') as description \
+                e.description \
          from read.entries e \
-         left join read.transfers t on t.ledger_id = e.ledger_id and t.transfer_id = e.transfer_id \
          where e.ledger_id = $1 and e.account = $2 \
            and (e.effective_at, e.version, e.leg) > (coalesce($3, '-infinity'::timestamptz), $4, $5) \
            and e.effective_at <= coalesce($6, 'infinity'::timestamptz) \

@@ -75,6 +75,25 @@ async fn every_event_reaches_the_read_models_exactly(pool: PgPool) {
         statuses,
         ["posted", "reversed", "posted", "posted", "voided", "posted"]
     );
+    // Every entry carries its transfer's description (a posted pending transfer's too, the backdated
+    // one's as well); only the reversal's entries have none.
+    let described: Vec<(String, String)> = sqlx::query_as(
+        "select t.status, e.description from read.entries e \
+         join read.transfers t on t.ledger_id = e.ledger_id and t.transfer_id = e.transfer_id \
+         where e.ledger_id = 'alpha' and (e.description <> t.description or e.description = '') \
+         order by e.version, e.leg",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("entry descriptions");
+    assert_eq!(
+        described,
+        [
+            ("posted".to_owned(), String::new()),
+            ("posted".to_owned(), String::new())
+        ],
+        "only the reversal's two entries lack a description"
+    );
 
     let _ = stop_relay.send(());
     relay.await.expect("relay task");

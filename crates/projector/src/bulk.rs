@@ -5,8 +5,10 @@
 use crate::apply::At;
 use crate::copy::CopyRows;
 use crate::error::ProjectionError;
+use crate::load::Sink;
 use crate::project::PROJECTION;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
@@ -68,13 +70,16 @@ struct EntryRow {
     version: i64,
     leg: i32,
     transfer_id: Uuid,
+    /// The transfer's, kept on each entry as `read.entries` does.
+    description: String,
     side: Side,
     amount: i128,
     recorded_at: DateTime<Utc>,
 }
 
+/// A ledger's stream folded into the rows it projects to.
 #[derive(Default)]
-struct Fold {
+pub(crate) struct Fold {
     name: String,
     created_at: Option<DateTime<Utc>>,
     closed_through: Option<DateTime<Utc>>,
@@ -98,10 +103,12 @@ impl Fold {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn post(
         &mut self,
         at: &At,
         id: Uuid,
+        description: &str,
         i: usize,
         leg: &LegSpec,
         amount: i128,
@@ -117,6 +124,7 @@ impl Fold {
             version: at.version,
             leg: i as i32,
             transfer_id: id,
+            description: description.to_owned(),
             side: leg.side,
             amount,
             recorded_at: at.recorded_at,
@@ -189,7 +197,8 @@ impl Fold {
                 let effective_at = transfer.effective_at.unwrap_or(recorded_at);
                 let id = transfer.id.0;
                 for (i, leg) in transfer.legs.iter().enumerate() {
-                    self.post(&at, id, i, leg, leg.amount.get(), effective_at);
+                    let description = &transfer.description;
+                    self.post(&at, id, description, i, leg, leg.amount.get(), effective_at);
                 }
                 let amounts: Vec<Amount> = transfer.legs.iter().map(|l| l.amount).collect();
                 self.transfers.insert(
@@ -246,12 +255,16 @@ impl Fold {
                 effective_at,
                 ..
             } => {
-                let Some(legs) = self.transfers.get(&id.0).map(|t| t.legs.clone()) else {
+                let Some((legs, description)) = self
+                    .transfers
+                    .get(&id.0)
+                    .map(|t| (t.legs.clone(), t.description.clone()))
+                else {
                     return;
                 };
                 for (i, (leg, amount)) in legs.iter().zip(&amounts).enumerate() {
                     self.pending(leg, -leg.amount.get(), v);
-                    self.post(&at, id.0, i, leg, amount.get(), effective_at);
+                    self.post(&at, id.0, &description, i, leg, amount.get(), effective_at);
                 }
                 if let Some(t) = self.transfers.get_mut(&id.0) {
                     t.status = "posted";
@@ -270,7 +283,7 @@ impl Fold {
             } => {
                 let id = reversal.id.0;
                 for (i, leg) in legs.iter().enumerate() {
-                    self.post(&at, id, i, leg, leg.amount.get(), effective_at);
+                    self.post(&at, id, "", i, leg, leg.amount.get(), effective_at);
                 }
                 if let Some(original) = self.transfers.get_mut(&reversal.original.0) {
                     original.status = "reversed";
@@ -326,51 +339,61 @@ impl Fold {
 /// Events per page read from the store: large enough to amortise the round trip, small enough that
 /// the pages in flight stay a few megabytes.
 const PAGE: i64 = 5_000;
-/// Pages read and decoded ahead of the fold.
-const PAGES_AHEAD: usize = 2;
+/// Pages read and decoded at once, each on a connection and task of its own: turning payloads into
+/// text is PostgreSQL's largest cost in reading, and decoding them the fold's, so both run on every
+/// core while the fold takes the pages in order.
+const PAGES_AT_ONCE: usize = 3;
 
 type Decoded = (i64, i64, DateTime<Utc>, Event);
 
-/// Reads and decodes `ledger`'s stream on a task of its own, so that PostgreSQL reads the next page
-/// while this one is folded. The channel ends after the last page or the first error.
+async fn read_page(
+    store: &EventStore,
+    ledger: &str,
+    after: i64,
+) -> Result<Vec<Decoded>, ProjectionError> {
+    let page = store.read_stream_payloads(ledger, after, PAGE).await?;
+    page.into_iter()
+        .map(|e| {
+            let envelope = Envelope {
+                event_type: &e.event_type,
+                schema_version: e.schema_version,
+                recorded_at: e.recorded_at,
+            };
+            let event = Event::decode_str(envelope, &e.payload).map_err(|err| {
+                ProjectionError::Undecodable {
+                    ledger: ledger.to_owned(),
+                    version: e.version,
+                    reason: err.to_string(),
+                }
+            })?;
+            Ok((e.version, e.position, e.recorded_at, event))
+        })
+        .collect()
+}
+
+/// Reads and decodes `ledger`'s stream up to version `head`, pages in parallel, and hands them over in
+/// version order. Stream versions have no gaps, so the pages are known in advance; the fold checks it.
+/// The channel ends after the last page or the first error.
 fn read_ahead(
     store: EventStore,
     ledger: String,
+    head: i64,
 ) -> mpsc::Receiver<Result<Vec<Decoded>, ProjectionError>> {
-    let (tx, rx) = mpsc::channel(PAGES_AHEAD);
+    let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
-        let mut after = 0;
-        loop {
-            let page = match store.read_stream_payloads(&ledger, after, PAGE).await {
-                Ok(page) => page,
-                Err(e) => {
-                    let _ = tx.send(Err(e.into())).await;
-                    return;
-                }
-            };
-            let Some(last) = page.last() else { return };
-            after = last.version;
-            let full = page.len() as i64 == PAGE;
-            let decoded = page
-                .into_iter()
-                .map(|e| {
-                    let envelope = Envelope {
-                        event_type: &e.event_type,
-                        schema_version: e.schema_version,
-                        recorded_at: e.recorded_at,
-                    };
-                    let event = Event::decode_str(envelope, &e.payload).map_err(|err| {
-                        ProjectionError::Undecodable {
-                            ledger: ledger.clone(),
-                            version: e.version,
-                            reason: err.to_string(),
-                        }
-                    })?;
-                    Ok((e.version, e.position, e.recorded_at, event))
-                })
-                .collect::<Result<Vec<_>, _>>();
-            let failed = decoded.is_err();
-            if tx.send(decoded).await.is_err() || failed || !full {
+        let pages = (0..)
+            .map(|n| n * PAGE)
+            .take_while(move |after| *after < head);
+        let mut pages = stream::iter(pages)
+            .map(|after| {
+                let (store, ledger) = (store.clone(), ledger.clone());
+                tokio::spawn(async move { read_page(&store, &ledger, after).await })
+            })
+            .buffered(PAGES_AT_ONCE);
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap_or_else(|e| Err(e.into()));
+            let failed = page.is_err();
+            if tx.send(page).await.is_err() || failed {
                 return;
             }
         }
@@ -378,34 +401,180 @@ fn read_ahead(
     rx
 }
 
-/// Projects one ledger's whole stream into the empty tables of `schema`. Returns the events applied.
-pub async fn project_ledger(
-    pool: &PgPool,
+/// Where one ledger's transfers and entries go: each table is loaded by one `COPY` for every ledger.
+pub(crate) struct Sinks {
+    pub(crate) transfers: Sink,
+    pub(crate) entries: Sink,
+}
+
+/// The statements the [`Sinks`] load with, in `schema`.
+pub(crate) fn copy_statements(schema: &str) -> (String, String) {
+    (
+        format!(
+            "copy {schema}.transfers (ledger_id, transfer_id, status, legs, posted_amounts, effective_at, \
+             recorded_at, expires_at, description, metadata, reverses, corrects, reason, reversed_by, \
+             created_version, version) from stdin with (format binary)"
+        ),
+        format!(
+            "copy {schema}.entries (ledger_id, account, effective_at, version, leg, transfer_id, side, \
+             amount, balance_after, recorded_at, description) from stdin with (format binary)"
+        ),
+    )
+}
+
+impl Fold {
+    /// Events folded: a stream's versions start at 1 and have no gaps.
+    pub(crate) fn events(&self) -> u64 {
+        self.version.unsigned_abs()
+    }
+}
+
+/// Reads and folds `ledger`'s stream up to version `head` into the rows it projects to.
+pub(crate) async fn fold_ledger(
     store: &EventStore,
-    schema: &str,
     ledger: &str,
-) -> Result<u64, ProjectionError> {
+    head: i64,
+) -> Result<Fold, ProjectionError> {
     let mut fold = Fold::default();
-    let mut pages = read_ahead(store.clone(), ledger.to_owned());
+    let mut pages = read_ahead(store.clone(), ledger.to_owned(), head);
     while let Some(page) = pages.recv().await {
         for (version, position, recorded_at, event) in page? {
+            if version != fold.version + 1 {
+                return Err(ProjectionError::Inconsistent {
+                    ledger: ledger.to_owned(),
+                    reason: format!("version {version} read after {}", fold.version),
+                });
+            }
             fold.apply(version, recorded_at, event);
             fold.version = version;
             fold.position = position;
         }
     }
-    if fold.version == 0 {
-        return Ok(0);
-    }
-    write(pool, schema, ledger, fold).await
+    Ok(fold)
 }
 
-async fn write(
+/// Writes a folded ledger into the empty tables of `schema`: the small tables directly, transfers and
+/// entries through `sinks`. Owns its arguments so that it can run on a task
+/// of its own while the next ledgers are read.
+pub(crate) async fn write_ledger(
+    pool: PgPool,
+    schema: String,
+    ledger: String,
+    mut fold: Fold,
+    sinks: Sinks,
+) -> Result<(), ProjectionError> {
+    if fold.version == 0 {
+        sinks.transfers.end().await?;
+        sinks.entries.end().await?;
+        return Ok(());
+    }
+    let transfers = std::mem::take(&mut fold.transfers);
+    let entries = std::mem::take(&mut fold.entries);
+    let normals: HashMap<String, Side> = fold
+        .accounts
+        .iter()
+        .map(|(code, a)| (code.clone(), a.normal))
+        .collect();
+    // Each on a task of its own, so that both encoders and the small tables' statements run at once.
+    let encode_transfers = tokio::spawn(send_transfers(ledger.clone(), transfers, sinks.transfers));
+    let encode_entries = tokio::spawn(send_entries(
+        ledger.clone(),
+        entries,
+        normals,
+        sinks.entries,
+    ));
+    let small = write_small(&pool, &schema, &ledger, fold).await;
+    encode_transfers.await??;
+    encode_entries.await??;
+    small?;
+    Ok(())
+}
+
+async fn send_transfers(
+    ledger: String,
+    transfers: HashMap<Uuid, TransferRow>,
+    sink: Sink,
+) -> Result<(), ProjectionError> {
+    // In creation order, the order of the index listings page by (and close to that of the one by
+    // last change), so that its build finds them sorted.
+    let mut transfers: Vec<(Uuid, TransferRow)> = transfers.into_iter().collect();
+    transfers.sort_unstable_by_key(|(_, t)| t.created_version);
+    let mut rows = CopyRows::new();
+    for (id, t) in &transfers {
+        rows.text(&ledger).uuid(*id).text(t.status).json(&t.legs);
+        match &t.posted {
+            Some(posted) => rows.json(posted),
+            None => rows.null(),
+        };
+        rows.time(t.effective_at)
+            .time(t.recorded_at)
+            .opt_time(t.expires_at)
+            .text(&t.description)
+            .json(&t.metadata)
+            .opt_uuid(t.reverses)
+            .opt_uuid(t.corrects)
+            .opt_text(t.reason.as_deref())
+            .opt_uuid(t.reversed_by)
+            .int8(t.created_version)
+            .int8(t.version);
+        rows.end_row(&sink).await?;
+    }
+    rows.flush(&sink).await?;
+    sink.end().await
+}
+
+async fn send_entries(
+    ledger: String,
+    mut entries: Vec<EntryRow>,
+    normals: HashMap<String, Side>,
+    sink: Sink,
+) -> Result<(), ProjectionError> {
+    // Running balances in business-time order, per account, exactly as the incremental path keeps them;
+    // also the primary key's order, so that its build finds the rows sorted.
+    entries.sort_unstable_by(|a, b| {
+        (&a.account, a.effective_at, a.version, a.leg).cmp(&(
+            &b.account,
+            b.effective_at,
+            b.version,
+            b.leg,
+        ))
+    });
+    let mut rows = CopyRows::new();
+    let mut running = 0i128;
+    for (i, e) in entries.iter().enumerate() {
+        if i == 0 || entries[i - 1].account != e.account {
+            running = 0;
+        }
+        let normal = normals.get(&e.account).copied().unwrap_or(Side::Debit);
+        running += if e.side == normal {
+            e.amount
+        } else {
+            -e.amount
+        };
+        rows.text(&ledger)
+            .text(&e.account)
+            .time(e.effective_at)
+            .int8(e.version)
+            .int4(e.leg)
+            .uuid(e.transfer_id)
+            .text(side(e.side))
+            .numeric(e.amount)
+            .numeric(running)
+            .time(e.recorded_at)
+            .text(&e.description);
+        rows.end_row(&sink).await?;
+    }
+    rows.flush(&sink).await?;
+    sink.end().await
+}
+
+/// The ledger's row, its accounts, daily volumes and checkpoint, in one transaction.
+async fn write_small(
     pool: &PgPool,
     schema: &str,
     ledger: &str,
     fold: Fold,
-) -> Result<u64, ProjectionError> {
+) -> Result<(), ProjectionError> {
     let mut tx = pool.begin().await?;
     sqlx::query(&format!("set local search_path to {schema}, public"))
         .execute(&mut *tx)
@@ -452,90 +621,6 @@ async fn write(
         .execute(&mut *tx)
         .await?;
     }
-    let mut copy = tx
-        .copy_in_raw(
-            "copy transfers (ledger_id, transfer_id, status, legs, posted_amounts, effective_at, recorded_at, \
-             expires_at, description, metadata, reverses, corrects, reason, reversed_by, created_version, version) \
-             from stdin",
-        )
-        .await?;
-    let mut rows = CopyRows::new();
-    for (id, t) in &fold.transfers {
-        rows.text(ledger)
-            .plain(id)
-            .text(t.status)
-            .json(&serde_json::to_value(&t.legs).unwrap_or_default());
-        match &t.posted {
-            Some(posted) => rows.json(posted),
-            None => rows.null(),
-        };
-        rows.time(t.effective_at)
-            .time(t.recorded_at)
-            .opt_time(t.expires_at)
-            .text(&t.description)
-            .json(&t.metadata)
-            .opt_plain(t.reverses)
-            .opt_plain(t.corrects)
-            .opt_text(t.reason.as_deref())
-            .opt_plain(t.reversed_by)
-            .plain(t.created_version)
-            .plain(t.version);
-        rows.end_row(&mut copy).await?;
-    }
-    rows.finish(copy).await?;
-    // Running balances in business-time order, per account, exactly as the incremental path keeps them.
-    let mut entries = fold.entries;
-    entries.sort_by(|a, b| {
-        (&a.account, a.effective_at, a.version, a.leg).cmp(&(
-            &b.account,
-            b.effective_at,
-            b.version,
-            b.leg,
-        ))
-    });
-    let mut balances = Vec::with_capacity(entries.len());
-    let mut running = 0i128;
-    for (i, e) in entries.iter().enumerate() {
-        if i == 0 || entries[i - 1].account != e.account {
-            running = 0;
-        }
-        let normal = fold
-            .accounts
-            .get(&e.account)
-            .map_or(Side::Debit, |a| a.normal);
-        running += if e.side == normal {
-            e.amount
-        } else {
-            -e.amount
-        };
-        balances.push(running);
-    }
-    let mut copy = tx
-        .copy_in_raw(
-            "copy entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
-             balance_after, recorded_at, description) from stdin",
-        )
-        .await?;
-    let mut rows = CopyRows::new();
-    for (e, balance) in entries.iter().zip(&balances) {
-        rows.text(ledger)
-            .text(&e.account)
-            .time(e.effective_at)
-            .plain(e.version)
-            .plain(e.leg)
-            .plain(e.transfer_id)
-            .text(side(e.side))
-            .plain(e.amount)
-            .plain(balance)
-            .time(e.recorded_at)
-            .text(
-                fold.transfers
-                    .get(&e.transfer_id)
-                    .map_or("", |t| t.description.as_str()),
-            );
-        rows.end_row(&mut copy).await?;
-    }
-    rows.finish(copy).await?;
     let volumes: Vec<_> = fold.volumes.into_iter().collect();
     for chunk in volumes.chunks(CHUNK) {
         sqlx::query(
@@ -562,5 +647,5 @@ async fn write(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(fold.version as u64)
+    Ok(())
 }

@@ -16,4 +16,10 @@ pub enum ProjectionError {
     },
     #[error("read model of ledger {ledger} disagrees with its events: {reason}")]
     Inconsistent { ledger: String, reason: String },
+    /// A rebuild's load of `table` ended before all its rows were sent: the error that stopped it is
+    /// reported by whichever side failed first.
+    #[error("the load of {0} stopped")]
+    LoadStopped(&'static str),
+    #[error("rebuild task: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }

@@ -8,6 +8,8 @@ mod bulk;
 mod consumer;
 mod copy;
 mod error;
+mod indexes;
+mod load;
 mod project;
 pub mod rebuild;
 

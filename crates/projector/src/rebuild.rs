@@ -1,12 +1,17 @@
 //! Blue/green rebuild: build fresh read models from the store in a scratch schema, catch up, then swap
 //! schemas in one short transaction while readers keep reading the old tables until the swap.
 
-use crate::bulk::project_ledger;
+use crate::bulk::{Sinks, copy_statements, fold_ledger, write_ledger};
 use crate::error::ProjectionError;
+use crate::indexes::IndexPlan;
+use crate::load::Loader;
 use crate::project::{PROJECTION, catch_up_all};
 use futures_util::{StreamExt, stream};
 use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Instant;
 use tally_eventstore::EventStore;
+use tokio::sync::Semaphore;
 
 /// The tables of the `read` schema, in creation order.
 pub const TABLES: &[&str] = &[
@@ -18,10 +23,11 @@ pub const TABLES: &[&str] = &[
     "checkpoints",
 ];
 
-/// Ledgers folded and written at once: one folds in Rust while PostgreSQL writes the other's rows.
+/// Ledgers read and folded at once: one folds in Rust while PostgreSQL reads the other's pages.
 const LEDGERS_AT_ONCE: usize = 2;
-/// Tables indexed at once after the load: one sort per core.
-const TABLES_AT_ONCE: usize = 2;
+/// Ledgers held in memory at once, from the start of their read to the end of their load: the loaders
+/// take ledgers in order, so a small ledger folded early may wait for a large one before it.
+const LEDGERS_IN_MEMORY: usize = 3;
 
 /// Creates `schema` afresh with empty copies (columns, defaults, constraints) of the `read` tables,
 /// without their indexes: [`create_indexes`] builds those once the rows are in, which is cheaper than
@@ -45,68 +51,19 @@ pub async fn create_scratch(pool: &PgPool, schema: &str) -> Result<(), Projectio
     Ok(())
 }
 
-/// A table, one of its indexes and the index's definition; the constraint it backs, if any, and that
-/// constraint's definition.
-type IndexRow = (String, String, String, Option<String>, Option<String>);
-
 /// Gives the tables of `schema` the primary keys, unique constraints and indexes of `read`, under the
 /// same names, so that a swapped-in schema looks exactly like the one the migrations made.
 pub async fn create_indexes(pool: &PgPool, schema: &str) -> Result<(), ProjectionError> {
-    let indexes: Vec<IndexRow> = sqlx::query_as(
-        "select t.relname::text, i.relname::text, pg_get_indexdef(i.oid), c.conname::text, \
-                pg_get_constraintdef(c.oid) \
-         from pg_index x \
-         join pg_class i on i.oid = x.indexrelid \
-         join pg_class t on t.oid = x.indrelid \
-         join pg_namespace n on n.oid = t.relnamespace \
-         left join pg_constraint c on c.conindid = i.oid and c.conrelid = t.oid \
-         where n.nspname = 'read' order by t.relname, i.relname",
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
-    for (table, index, definition, constraint, constraint_definition) in indexes {
-        let sql = match (constraint, constraint_definition) {
-            (Some(name), Some(definition)) => {
-                format!("alter table {schema}.{table} add constraint {name} {definition}")
-            }
-            _ => {
-                let on = format!(" ON read.{table} ");
-                if !definition.contains(&on) {
-                    return Err(ProjectionError::Inconsistent {
-                        ledger: String::new(),
-                        reason: format!("cannot copy index {index}: {definition}"),
-                    });
-                }
-                definition.replacen(&on, &format!(" ON {schema}.{table} "), 1)
-            }
-        };
-        match by_table.last_mut() {
-            Some((last, statements)) if *last == table => statements.push(sql),
-            _ => by_table.push((table, vec![sql])),
-        }
-    }
-    // Index builds are sorts bound by one core each: tables are indexed side by side, each on a
-    // connection of its own. The scratch schema is invisible until the swap, so nothing needs one
-    // transaction across tables.
-    let mut built = stream::iter(by_table)
-        .map(|(_, statements)| async move {
-            let mut tx = pool.begin().await?;
-            for sql in statements {
-                sqlx::query(&sql).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok::<_, ProjectionError>(())
-        })
-        .buffer_unordered(TABLES_AT_ONCE);
-    while let Some(done) = built.next().await {
-        done?;
+    let plan = IndexPlan::of_read(pool, schema).await?;
+    for table in plan.tables() {
+        plan.build(pool, table).await?;
     }
     Ok(())
 }
 
 /// Builds every read model from the store into the fresh schema `schema`: each ledger folded in
-/// memory and written in bulk, then the indexes, then a second pass for what was appended meanwhile.
+/// memory, transfers and entries each loaded by one `COPY` and indexed as soon as that load ends,
+/// then a second pass for what was appended meanwhile.
 async fn build(
     pool: &PgPool,
     store: &EventStore,
@@ -114,16 +71,89 @@ async fn build(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, ProjectionError> {
     create_scratch(pool, schema).await?;
+    let plan = IndexPlan::of_read(pool, schema).await?;
     let streams = store.list_streams().await?;
-    let mut folded = stream::iter(streams)
-        .map(|stream| async move { project_ledger(pool, store, schema, &stream.stream_id).await })
-        .buffer_unordered(LEDGERS_AT_ONCE);
-    let mut first = 0;
-    while let Some(applied) = folded.next().await {
-        first += applied?;
-        progress(first);
-    }
-    create_indexes(pool, schema).await?;
+    let (transfers_sql, entries_sql) = copy_statements(schema);
+    let (transfers, transfer_sinks) =
+        Loader::start(pool, "transfers", transfers_sql, streams.len());
+    let (entries, entry_sinks) = Loader::start(pool, "entries", entries_sql, streams.len());
+    let plan = &plan;
+    let loaded = [transfers.table, entries.table];
+    let report = &mut *progress;
+    let fold_all = async move {
+        // `list_streams` orders ledgers as the tables' indexes do, and the loaders take them in turn.
+        let ledgers = streams
+            .into_iter()
+            .zip(transfer_sinks.into_iter().zip(entry_sinks));
+        let in_memory = Arc::new(Semaphore::new(LEDGERS_IN_MEMORY));
+        let mut folded = stream::iter(ledgers)
+            .map(|(stream, (transfers, entries))| {
+                let in_memory = Arc::clone(&in_memory);
+                async move {
+                    // Never closed, so acquiring only waits.
+                    let permit = in_memory.acquire_owned().await;
+                    let started = Instant::now();
+                    let fold = fold_ledger(store, &stream.stream_id, stream.version).await?;
+                    let events = fold.events();
+                    tracing::debug!(
+                        ledger = stream.stream_id,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "ledger read and folded"
+                    );
+                    // Written on a task of its own, so that the next ledger is read meanwhile
+                    // even while this one waits for the loaders to finish the ledgers before it.
+                    let sinks = Sinks { transfers, entries };
+                    let write = write_ledger(
+                        pool.clone(),
+                        schema.to_owned(),
+                        stream.stream_id,
+                        fold,
+                        sinks,
+                    );
+                    let written = tokio::spawn(async move {
+                        let written = write.await;
+                        drop(permit);
+                        written
+                    });
+                    Ok::<_, ProjectionError>((events, written))
+                }
+            })
+            .buffer_unordered(LEDGERS_AT_ONCE);
+        let mut writes = Vec::new();
+        let mut first = 0;
+        while let Some(folded) = folded.next().await {
+            let (events, written) = folded?;
+            first += events;
+            report(first);
+            writes.push(written);
+        }
+        drop(folded);
+        for written in writes {
+            written.await??;
+        }
+        for table in plan.tables() {
+            if !loaded.contains(&table) {
+                plan.build(pool, table).await?;
+            }
+        }
+        Ok::<_, ProjectionError>(first)
+    };
+    let index_after = |loader: Loader| async move {
+        let table = loader.table;
+        loader.finish().await?;
+        plan.build(pool, table).await
+    };
+    let (folded, transfers_indexed, entries_indexed) =
+        tokio::join!(fold_all, index_after(transfers), index_after(entries));
+    let first = match folded {
+        // A fold that failed stopped the loads too: its error is the one that says why.
+        Err(error) if !matches!(error, ProjectionError::LoadStopped(_)) => return Err(error),
+        folded => {
+            transfers_indexed?;
+            entries_indexed?;
+            folded?
+        }
+    };
     // The live projector fills anything appended after this pass from the store, since the
     // swapped-in checkpoints say where the tables stand.
     let rest = catch_up_all(pool, store, schema, &mut |n| progress(first + n)).await?;

@@ -3,6 +3,7 @@
 use crate::commit::{CommitFailure, CommitRequest};
 use crate::error::WriteError;
 use crate::load::{SNAPSHOT_SCHEMA, load_ledger};
+use crate::payload::payload;
 use crate::writers::{Accepted, ItemResult, Job, Submission, WriterConfig};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::time::Instant;
@@ -470,7 +471,7 @@ fn accept(
             event_id: Uuid::now_v7(),
             event_type: event.event_type().to_owned(),
             schema_version: event.schema_version(),
-            payload: event.to_payload(),
+            payload: payload(&event),
             metadata: item.metadata.clone(),
             recorded_at: at,
             transfer_id: event.created_transfer().map(|t| t.0),

@@ -115,9 +115,7 @@ type Written = (Vec<u8>, Vec<Entry>);
 
 /// The canonical text written directly, with the entries of its outermost object (if it is one); `None`
 /// when the value needs the `Value` path.
-fn write_direct<T: Serialize + ?Sized>(
-    value: &T,
-) -> Result<Option<Written>, serde_json::Error> {
+fn write_direct<T: Serialize + ?Sized>(value: &T) -> Result<Option<Written>, serde_json::Error> {
     let mut out = Vec::with_capacity(256);
     let mut top = Vec::new();
     let written = {

@@ -17,8 +17,17 @@ use std::collections::BTreeMap;
 /// Decides one command. An exact retry of an accepted transfer answers `Ok(vec![])`: it takes effect
 /// once, and [`Ledger::outcomes`] gives the original answer.
 pub fn decide(ledger: &Ledger, command: &Command) -> Result<Vec<Event>, DomainError> {
-    let at = command.recorded_at;
-    if let CommandKind::CreateLedger { name } = &command.kind {
+    decide_at(ledger, &command.kind, command.recorded_at)
+}
+
+/// [`decide`] for a command given by its parts, so a caller that keeps its commands (to decide them again
+/// after a conflict) need not copy each one into a [`Command`].
+pub fn decide_at(
+    ledger: &Ledger,
+    kind: &CommandKind,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, DomainError> {
+    if let CommandKind::CreateLedger { name } = kind {
         if ledger.exists() {
             return Err(DomainError::LedgerAlreadyExists);
         }
@@ -35,7 +44,7 @@ pub fn decide(ledger: &Ledger, command: &Command) -> Result<Vec<Event>, DomainEr
     if !ledger.exists() {
         return Err(DomainError::LedgerNotFound);
     }
-    match &command.kind {
+    match kind {
         CommandKind::CreateLedger { .. } => Err(DomainError::LedgerAlreadyExists),
         CommandKind::OpenAccount {
             code,

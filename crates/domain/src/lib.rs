@@ -26,7 +26,7 @@ pub use balance::{AccountBalance, Totals};
 pub use command::{
     Command, CommandKind, LegSpec, PendingSpec, PostPending, ReversalSpec, TransferSpec,
 };
-pub use decide::{decide, decide_all};
+pub use decide::{decide, decide_all, decide_at};
 pub use error::{DomainError, LimitKind, ParseError};
 pub use event::{Correction, Envelope, Event};
 pub use ledger::{Ledger, TransferOutcome, TransferRecord, TransferRequest, TransferStatus, apply};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::canonical::{CanonicalJson, canonical_json, write_string as write_canonical_string};
 use crate::hash::{EventFields, event_hash};
 
 /// Who did it, from where, and why. Stored as the `metadata` jsonb column and covered by the hash chain.
@@ -43,6 +44,32 @@ impl EventMetadata {
         }
         Value::Object(map)
     }
+
+    /// The canonical JSON text of [`EventMetadata::to_json`], written directly: the keys are fixed, so
+    /// their order is known (`actor`, `causation_id`, `client`, `correlation_id`, `traceparent`).
+    pub fn canonical_json(&self) -> String {
+        let fields = [
+            ("actor", Some(&self.actor)),
+            ("causation_id", self.causation_id.as_ref()),
+            ("client", Some(&self.client)),
+            ("correlation_id", self.correlation_id.as_ref()),
+            ("traceparent", self.traceparent.as_ref()),
+        ];
+        let mut out = String::with_capacity(96);
+        out.push('{');
+        for (key, value) in fields {
+            let Some(value) = value else { continue };
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(key);
+            out.push_str("\":");
+            write_canonical_string(&mut out, value);
+        }
+        out.push('}');
+        out
+    }
 }
 
 /// An event to append. The store assigns its position, version and hashes.
@@ -51,7 +78,8 @@ pub struct NewEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub schema_version: i32,
-    pub payload: Value,
+    /// Canonical JSON, hashed and sent as it is.
+    pub payload: CanonicalJson,
     pub metadata: EventMetadata,
     /// Stored with microsecond precision (Postgres' own); finer digits are dropped before hashing.
     pub recorded_at: DateTime<Utc>,
@@ -96,7 +124,8 @@ impl RecordedEvent {
     /// Recomputes this event's hash from its fields and the given predecessor hash, as `verify_stream`
     /// does; an exported stream verifies by chaining this from the genesis hash.
     pub fn recompute_hash(&self, prev_hash: &[u8; 32]) -> [u8; 32] {
-        let metadata = self.metadata.to_json();
+        let payload = canonical_json(&self.payload);
+        let metadata = self.metadata.canonical_json();
         event_hash(
             prev_hash,
             &EventFields {
@@ -105,7 +134,7 @@ impl RecordedEvent {
                 event_id: self.event_id,
                 event_type: &self.event_type,
                 schema_version: self.schema_version,
-                payload: &self.payload,
+                payload: &payload,
                 metadata: &metadata,
                 recorded_at: self.recorded_at,
                 transfer_id: self.transfer_id,

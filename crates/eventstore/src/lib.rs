@@ -13,6 +13,7 @@
 //!
 //! The schema lives in the workspace's `migrations/`; [`MIGRATOR`] applies it.
 
+mod canonical;
 mod error;
 mod event;
 mod hash;
@@ -20,6 +21,7 @@ mod snapshot;
 mod store;
 mod verify;
 
+pub use canonical::{CanonicalJson, canonical_json, to_canonical_string};
 pub use error::StoreError;
 pub use event::{EventMetadata, NewEvent, PayloadEvent, RecordedEvent};
 pub use hash::{EventFields, GENESIS_HASH, canonical_bytes, event_hash};

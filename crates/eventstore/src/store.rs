@@ -4,7 +4,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use serde_json::Value;
 use sqlx::postgres::PgDatabaseError;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -601,7 +600,7 @@ async fn call_append(
             let mut version = pending.expected;
             for event in pending.events {
                 version += 1;
-                let metadata: Value = event.metadata.to_json();
+                let metadata = event.metadata.canonical_json();
                 // Postgres keeps microseconds; storing exactly what was hashed keeps the chain verifiable.
                 let recorded_at = event.recorded_at.trunc_subsecs(6);
                 let hash = event_hash(
@@ -612,7 +611,7 @@ async fn call_append(
                         event_id: event.event_id,
                         event_type: &event.event_type,
                         schema_version: event.schema_version,
-                        payload: &event.payload,
+                        payload: event.payload.as_str(),
                         metadata: &metadata,
                         recorded_at,
                         transfer_id: event.transfer_id,
@@ -624,7 +623,7 @@ async fn call_append(
                 event_ids.push(event.event_id);
                 event_types.push(event.event_type.as_str());
                 schema_versions.push(event.schema_version);
-                payloads.push(&event.payload);
+                payloads.push(event.payload.as_str());
                 metadatas.push(metadata);
                 recorded_ats.push(recorded_at);
                 transfer_ids.push(event.transfer_id);
@@ -642,7 +641,7 @@ async fn call_append(
         let rows: Vec<AppendRow> = sqlx::query_as(
             "select stream_index, status, version, head_hash, positions from tally_append(\
              $1::text[], $2::bigint[], $3::bytea[], $4::bytea[], $5::int[], $6::int[], $7::bigint[], \
-             $8::uuid[], $9::text[], $10::int[], $11::jsonb[], $12::jsonb[], $13::timestamptz[], \
+             $8::uuid[], $9::text[], $10::int[], $11::text[]::jsonb[], $12::text[]::jsonb[], $13::timestamptz[], \
              $14::uuid[], $15::bytea[], $16::bytea[])",
         )
         .bind(&streams)

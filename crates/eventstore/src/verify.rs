@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::canonical::canonical_json;
 use crate::error::StoreError;
 use crate::hash::{EventFields, GENESIS_HASH, event_hash};
 use crate::store::EventStore;
@@ -84,6 +85,8 @@ impl EventStore {
                         expected_version: last_version + 1,
                     });
                 }
+                let payload = canonical_json(&event.payload);
+                let metadata = canonical_json(&event.metadata);
                 let recomputed = event_hash(
                     &prev_hash,
                     &EventFields {
@@ -92,8 +95,8 @@ impl EventStore {
                         event_id: event.event_id,
                         event_type: &event.event_type,
                         schema_version: event.schema_version,
-                        payload: &event.payload,
-                        metadata: &event.metadata,
+                        payload: &payload,
+                        metadata: &metadata,
                         recorded_at: event.recorded_at,
                         transfer_id: event.transfer_id,
                     },

@@ -6,6 +6,7 @@
 mod commit;
 mod error;
 mod load;
+mod payload;
 mod task;
 mod writers;
 

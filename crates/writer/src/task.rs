@@ -3,10 +3,11 @@
 use crate::commit::{CommitFailure, CommitRequest};
 use crate::error::WriteError;
 use crate::load::{SNAPSHOT_SCHEMA, load_ledger};
+use crate::payload::payload;
 use crate::writers::{Accepted, ItemResult, Job, Submission, WriterConfig};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::time::Instant;
-use tally_domain::{Command, DomainError, Event, Ledger, LedgerId, apply, decide, decide_all};
+use tally_domain::{Command, DomainError, Event, Ledger, LedgerId, apply, decide_all, decide_at};
 use tally_eventstore::{AppendResult, EventStore, NewEvent, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -24,6 +25,8 @@ struct Ledgers {
     snapshot_base: u64,
     /// A snapshot being saved off this task; at most one at a time.
     snapshotting: Option<JoinHandle<()>>,
+    /// The length of the last snapshot's JSON: the next one is at least as long.
+    snapshot_len: usize,
 }
 
 pub(crate) async fn run(
@@ -41,6 +44,7 @@ pub(crate) async fn run(
         cached: None,
         snapshot_base: 0,
         snapshotting: None,
+        snapshot_len: 0,
     };
     loop {
         let first = match tokio::time::timeout(task.config.idle_timeout, jobs.recv()).await {
@@ -238,7 +242,7 @@ impl Ledgers {
                     && let Some(state) = flight.state.take()
                 {
                     if self.snapshot_due(&state) {
-                        flight.snapshot = serialise(&state);
+                        flight.snapshot = self.serialise(&state);
                     }
                     match self.send(waiting, state, Some(head)).await {
                         Ok(chained) => next = chained,
@@ -258,7 +262,7 @@ impl Ledgers {
                         None => {
                             if let Some(state) = flight.state.take() {
                                 if self.snapshot_due(&state)
-                                    && let Some(snapshot) = serialise(&state)
+                                    && let Some(snapshot) = self.serialise(&state)
                                 {
                                     self.start_snapshot(snapshot);
                                 }
@@ -331,6 +335,31 @@ impl Ledgers {
             && self.snapshotting.as_ref().is_none_or(|h| h.is_finished())
     }
 
+    /// Serialises the state right here, on the ledger's task. Copying the state to serialise it elsewhere
+    /// cost more than serialising it (a `Ledger` is a tree of small allocations; its JSON is one growing
+    /// buffer), and the copy held the task up just the same. The buffer starts at the last snapshot's
+    /// size plus a half: grown from empty, a state of many megabytes was copied a dozen times over.
+    fn serialise(&mut self, state: &Ledger) -> Option<Serialised> {
+        let mut buffer = Vec::with_capacity(self.snapshot_len + self.snapshot_len / 2);
+        let written = serde_json::to_writer(&mut buffer, state)
+            .map_err(|e| e.to_string())
+            .and_then(|()| String::from_utf8(buffer).map_err(|e| e.to_string()));
+        match written {
+            Ok(json) => {
+                self.snapshot_len = json.len();
+                Some(Serialised {
+                    version: state.version,
+                    json,
+                })
+            }
+            Err(error) => {
+                // Only a map with non-string keys could fail, which `Ledger` does not have.
+                tracing::warn!(%error, "snapshot not serialised");
+                None
+            }
+        }
+    }
+
     /// Saves a durable state, serialised by the caller, off this task.
     fn start_snapshot(&mut self, snapshot: Serialised) {
         self.snapshot_base = snapshot.version;
@@ -353,23 +382,6 @@ impl Ledgers {
 struct Serialised {
     version: u64,
     json: String,
-}
-
-/// Serialises the state right here, on the ledger's task. Copying the state to serialise it elsewhere
-/// cost more than serialising it (a `Ledger` is a tree of small allocations; its JSON is one growing
-/// buffer), and the copy held the task up just the same.
-fn serialise(state: &Ledger) -> Option<Serialised> {
-    match serde_json::to_string(state) {
-        Ok(json) => Some(Serialised {
-            version: state.version,
-            json,
-        }),
-        Err(error) => {
-            // Only a map with non-string keys could fail, which `Ledger` does not have.
-            tracing::warn!(%error, "snapshot not serialised");
-            None
-        }
-    }
 }
 
 /// Waits for a batch's commit. A batch that appends nothing is settled by its predecessor's commit, which
@@ -399,12 +411,12 @@ fn decide_batch(ledger: &LedgerId, mut state: Ledger, jobs: &[Job], at: DateTime
     let mut events = Vec::new();
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let commands: Vec<Command> = job
-            .items
-            .iter()
-            .map(|s| Command::new(s.kind.clone(), at))
-            .collect();
         if job.atomic {
+            let commands: Vec<Command> = job
+                .items
+                .iter()
+                .map(|s| Command::new(s.kind.clone(), at))
+                .collect();
             match decide_all(&state, &commands) {
                 Ok(per_command) => {
                     let results = job
@@ -420,12 +432,13 @@ fn decide_batch(ledger: &LedgerId, mut state: Ledger, jobs: &[Job], at: DateTime
                 Err((index, error)) => answers.push(atomic_refusal(job.items.len(), index, error)),
             }
         } else {
+            // Decided from the submission in place: the job keeps its commands to decide them again after
+            // a conflict, and a copy per command was a good part of the allocations per transfer.
             let results = job
                 .items
                 .iter()
-                .zip(&commands)
-                .map(|(item, command)| {
-                    decide(&state, command)
+                .map(|item| {
+                    decide_at(&state, &item.kind, at)
                         .map(|decided| accept(ledger, &mut state, &mut events, item, decided, at))
                 })
                 .collect();
@@ -470,7 +483,7 @@ fn accept(
             event_id: Uuid::now_v7(),
             event_type: event.event_type().to_owned(),
             schema_version: event.schema_version(),
-            payload: event.to_payload(),
+            payload: payload(&event),
             metadata: item.metadata.clone(),
             recorded_at: at,
             transfer_id: event.created_transfer().map(|t| t.0),

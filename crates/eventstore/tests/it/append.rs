@@ -277,7 +277,8 @@ async fn payloads_survive_jsonb_and_still_verify(pool: PgPool) {
         "zeta": 1, "alpha": {"b": [1, 2.5, -0.0], "a": null}, "long_key_first": true,
         "integral_float": 1e15, "tiny": 1.5e-7, "huge": 1e300, "third": 0.1 + 0.2, "u64": u64::MAX,
         "text": "quote \" backslash \\ newline \n tab \t é 😀 \u{1f}",
-    });
+    })
+    .into();
     tricky.recorded_at = Utc
         .timestamp_opt(1_700_000_000, 123_456_789)
         .single()

@@ -24,7 +24,7 @@ pub fn event(n: i64) -> NewEvent {
         event_id: Uuid::new_v4(),
         event_type: "AccountOpened".to_owned(),
         schema_version: 1,
-        payload: json!({ "n": n, "code": format!("assets:bank:{n}") }),
+        payload: json!({ "n": n, "code": format!("assets:bank:{n}") }).into(),
         metadata: metadata(),
         recorded_at: Utc::now(),
         transfer_id: None,
@@ -34,7 +34,7 @@ pub fn event(n: i64) -> NewEvent {
 pub fn transfer(transfer_id: Uuid) -> NewEvent {
     NewEvent {
         event_type: "TransferCreated".to_owned(),
-        payload: json!({ "id": transfer_id, "amount": "1250" }),
+        payload: json!({ "id": transfer_id, "amount": "1250" }).into(),
         transfer_id: Some(transfer_id),
         ..event(0)
     }

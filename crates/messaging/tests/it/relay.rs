@@ -26,7 +26,7 @@ fn event(n: i64) -> NewEvent {
         }
         .into(),
         schema_version: 1,
-        payload: serde_json::json!({ "n": n }),
+        payload: serde_json::json!({ "n": n }).into(),
         metadata: EventMetadata {
             actor: "tester".into(),
             client: "relay-tests".into(),

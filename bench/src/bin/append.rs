@@ -4,6 +4,10 @@
 //! Each run starts from an empty database (dropped and created again), so runs do not influence each
 //! other through table or index size. `bench/run` calls this next to the pgbench baseline.
 
+// The same allocator as the `tally` binary, so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use serde::Serialize;

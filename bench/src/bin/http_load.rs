@@ -10,6 +10,10 @@
 //!
 //! `--setup` first creates the ledger with two unbounded USD accounts through the API.
 
+// The same allocator as the `tally` binary, so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -13,6 +13,10 @@
 //! copying the same events table into a fresh table (`create table … as select * from
 //! events`): reading every event and writing one row each, with nothing projected. One JSON line.
 
+// The same allocator as the `tally` binary, so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 

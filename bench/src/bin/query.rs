@@ -9,6 +9,10 @@
 //! `query drop-exchange`: deletes the bench's events exchange from the shared broker (the query API's
 //! invalidation queue is exclusive and auto-delete, so it goes with the server).
 
+// The same allocator as the `tally` binary, so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

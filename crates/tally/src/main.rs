@@ -8,6 +8,11 @@ mod tooling;
 
 use clap::{Parser, Subcommand};
 
+// Every role allocates small, short-lived objects per event and request (payloads, rows, answers);
+// mimalloc serves those from thread-local pages, where the system allocator was a fifth of the CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tally", version, about = "Event-sourced double-entry ledger")]
 struct Cli {

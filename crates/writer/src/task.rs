@@ -340,6 +340,7 @@ impl Ledgers {
     /// buffer), and the copy held the task up just the same. The buffer starts at the last snapshot's
     /// size plus a half: grown from empty, a state of many megabytes was copied a dozen times over.
     fn serialise(&mut self, state: &Ledger) -> Option<Serialised> {
+        let started = std::time::Instant::now();
         let mut buffer = Vec::with_capacity(self.snapshot_len + self.snapshot_len / 2);
         let written = serde_json::to_writer(&mut buffer, state)
             .map_err(|e| e.to_string())
@@ -347,6 +348,16 @@ impl Ledgers {
         match written {
             Ok(json) => {
                 self.snapshot_len = json.len();
+                // Serialising holds up this ledger's commands: worth seeing when latency has a tail.
+                let seconds = started.elapsed().as_secs_f64();
+                metrics::histogram!("tally_writer_snapshot_serialise_seconds").record(seconds);
+                tracing::debug!(
+                    ledger = %self.ledger,
+                    version = state.version,
+                    bytes = json.len(),
+                    serialise_ms = seconds * 1e3,
+                    "snapshot serialised"
+                );
                 Some(Serialised {
                     version: state.version,
                     json,
@@ -367,12 +378,19 @@ impl Ledgers {
         let ledger = self.ledger.clone();
         self.snapshotting = Some(tokio::spawn(async move {
             let version = snapshot.version as i64;
+            let started = std::time::Instant::now();
             let saved = store
                 .save_snapshot_json(ledger.as_str(), version, SNAPSHOT_SCHEMA, &snapshot.json)
                 .await;
             // A missing snapshot only makes the next load slower, so it is logged, not fatal.
-            if let Err(error) = saved {
-                tracing::warn!(ledger = %ledger, %error, "snapshot not saved");
+            match saved {
+                Ok(()) => tracing::debug!(
+                    ledger = %ledger,
+                    version,
+                    save_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "snapshot saved"
+                ),
+                Err(error) => tracing::warn!(ledger = %ledger, %error, "snapshot not saved"),
             }
         }));
     }

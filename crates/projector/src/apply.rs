@@ -6,7 +6,9 @@
 use crate::error::ProjectionError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgConnection, Postgres};
 use std::collections::HashMap;
 use tally_domain::{Amount, Event, LegSpec, Side, TransferSpec};
 use uuid::Uuid;
@@ -548,29 +550,9 @@ impl Changes {
             return Ok(());
         }
         let e = std::mem::take(&mut self.entries);
-        sqlx::query(
-            "insert into entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
-             balance_after, recorded_at, description) \
-             select ledger_id, account, effective_at, version, leg, transfer_id, side, amount::numeric, \
-                    balance::numeric, recorded_at, description \
-             from unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[], $5::int4[], $6::uuid[], \
-                         $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[]) \
-                  as t(ledger_id, account, effective_at, version, leg, transfer_id, side, amount, balance, \
-                       recorded_at, description)",
-        )
-        .bind(e.iter().map(|e| e.ledger.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.account.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.key.0).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.key.1).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.key.2).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.transfer_id).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| side(e.side)).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.amount.to_string()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.balance_after.to_string()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.description.as_str()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
+        bind_entries(sqlx::query(INSERT_ENTRIES), &e)
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
@@ -594,21 +576,7 @@ impl Changes {
                 .collect::<Vec<_>>()
         };
         let volumes: Vec<_> = self.volumes.into_iter().collect();
-        sqlx::query(FINISH)
-            .bind(e.iter().map(|e| e.ledger.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.account.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.key.0).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.key.1).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.key.2).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.transfer_id).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| side(e.side)).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.amount.to_string()).collect::<Vec<_>>())
-            .bind(
-                e.iter()
-                    .map(|e| e.balance_after.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(e.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+        bind_entries(sqlx::query(FINISH), &e)
             .bind(t.iter().map(|t| t.ledger.as_str()).collect::<Vec<_>>())
             .bind(t.iter().map(|t| t.id).collect::<Vec<_>>())
             .bind(t.iter().map(|t| t.status).collect::<Vec<_>>())
@@ -682,11 +650,43 @@ impl Changes {
             .bind(moved.iter().map(|m| m.0.as_str()).collect::<Vec<_>>())
             .bind(moved.iter().map(|m| m.1).collect::<Vec<_>>())
             .bind(moved.iter().map(|m| m.2).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.description.as_str()).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
         Ok(())
     }
+}
+
+/// The buffered entries, written ahead of a backdated one (see `Changes::post`).
+const INSERT_ENTRIES: &str = "insert into entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
+     balance_after, recorded_at, description) \
+     select ledger_id, account, effective_at, version, leg, transfer_id, side, amount::numeric, \
+            balance::numeric, recorded_at, description \
+     from unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[], $5::int4[], $6::uuid[], \
+                 $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[]) \
+          as t(ledger_id, account, effective_at, version, leg, transfer_id, side, amount, balance, \
+               recorded_at, description)";
+
+/// Binds entry rows as the eleven arrays `$1`–`$11` that both statements inserting entries unnest.
+fn bind_entries<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    e: &'q [EntryRow],
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(e.iter().map(|e| e.ledger.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.account.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.key.0).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.key.1).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.key.2).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.transfer_id).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| side(e.side)).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.amount.to_string()).collect::<Vec<_>>())
+        .bind(
+            e.iter()
+                .map(|e| e.balance_after.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(e.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.description.as_str()).collect::<Vec<_>>())
 }
 
 /// [`Changes::finish`]'s statement. Its parts touch different tables (or different rows: the ledgers'
@@ -699,30 +699,30 @@ with new_entries as ( \
     select ledger_id, account, effective_at, version, leg, transfer_id, side, amount::numeric, \
            balance::numeric, recorded_at, description \
     from unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[], $5::int4[], $6::uuid[], \
-                $7::text[], $8::text[], $9::text[], $10::timestamptz[], $45::text[]) \
+                $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[]) \
          as t(ledger_id, account, effective_at, version, leg, transfer_id, side, amount, balance, recorded_at, \
               description)), \
 new_transfers as ( \
     insert into transfers (ledger_id, transfer_id, status, legs, posted_amounts, effective_at, recorded_at, \
                            expires_at, description, metadata, reverses, corrects, reason, reversed_by, \
                            created_version, version) \
-    select * from unnest($11::text[], $12::uuid[], $13::text[], $14::jsonb[], $15::jsonb[], \
-                         $16::timestamptz[], $17::timestamptz[], $18::timestamptz[], $19::text[], \
-                         $20::jsonb[], $21::uuid[], $22::uuid[], $23::text[], $24::uuid[], $25::int8[], \
-                         $26::int8[])), \
+    select * from unnest($12::text[], $13::uuid[], $14::text[], $15::jsonb[], $16::jsonb[], \
+                         $17::timestamptz[], $18::timestamptz[], $19::timestamptz[], $20::text[], \
+                         $21::jsonb[], $22::uuid[], $23::uuid[], $24::text[], $25::uuid[], $26::int8[], \
+                         $27::int8[])), \
 totals as ( \
     update accounts a set debits_posted = a.debits_posted + d.dp::numeric, \
                           credits_posted = a.credits_posted + d.cp::numeric, \
                           debits_pending = a.debits_pending + d.dr::numeric, \
                           credits_pending = a.credits_pending + d.cr::numeric, \
                           version = greatest(a.version, d.v) \
-    from unnest($27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::int8[]) \
+    from unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::int8[]) \
          as d(ledger_id, code, dp, cp, dr, cr, v) \
     where a.ledger_id = d.ledger_id and a.code = d.code), \
 volumes as ( \
     insert into daily_volumes (ledger_id, account, day, currency, debits, credits, entries) \
     select ledger_id, account, day, currency, debits::numeric, credits::numeric, entries \
-    from unnest($34::text[], $35::text[], $36::date[], $37::text[], $38::text[], $39::text[], $40::int8[]) \
+    from unnest($35::text[], $36::text[], $37::date[], $38::text[], $39::text[], $40::text[], $41::int8[]) \
          as t(ledger_id, account, day, currency, debits, credits, entries) \
     on conflict (ledger_id, account, day) do update \
     set debits = daily_volumes.debits + excluded.debits, \
@@ -730,11 +730,11 @@ volumes as ( \
         entries = daily_volumes.entries + excluded.entries), \
 moved_ledgers as ( \
     update ledgers l set version = d.version \
-    from unnest($42::text[], $43::int8[]) as d(ledger_id, version) \
+    from unnest($43::text[], $44::int8[]) as d(ledger_id, version) \
     where l.ledger_id = d.ledger_id) \
 update checkpoints c set version = d.version, position = d.position, updated_at = now() \
-from unnest($42::text[], $43::int8[], $44::int8[]) as d(ledger_id, version, position) \
-where c.projection = $41 and c.ledger_id = d.ledger_id";
+from unnest($43::text[], $44::int8[], $45::int8[]) as d(ledger_id, version, position) \
+where c.projection = $42 and c.ledger_id = d.ledger_id";
 
 type StatementRow = (
     String,

@@ -83,6 +83,10 @@ struct Booking<'a> {
     effective_at: DateTime<Utc>,
 }
 
+/// A ledger whose projection moved in a transaction: ledger, new version, position of its last event,
+/// and when that event was recorded.
+pub(crate) type Moved = (String, i64, i64, DateTime<Utc>);
+
 /// A day's posted movements on an account: currency, debits, credits, number of entries.
 type Volume = (String, i128, i128, i64);
 
@@ -561,12 +565,12 @@ impl Changes {
     /// on cores the writer keeps busy, and the group's time is most of the projection lag. Tables with
     /// nothing to write get empty arrays, which cost nothing.
     pub(crate) async fn finish(
-        mut self,
+        self,
         conn: &mut PgConnection,
         projection: &str,
-        moved: &[(String, i64, i64)],
+        moved: &[Moved],
     ) -> Result<(), ProjectionError> {
-        let e = std::mem::take(&mut self.entries);
+        let e = &self.entries;
         let t = &self.transfers;
         let totals: Vec<_> = self.totals.into_iter().collect();
         let total = |i: usize| {
@@ -576,7 +580,7 @@ impl Changes {
                 .collect::<Vec<_>>()
         };
         let volumes: Vec<_> = self.volumes.into_iter().collect();
-        bind_entries(sqlx::query(FINISH), &e)
+        bind_entries(sqlx::query(FINISH), e)
             .bind(t.iter().map(|t| t.ledger.as_str()).collect::<Vec<_>>())
             .bind(t.iter().map(|t| t.id).collect::<Vec<_>>())
             .bind(t.iter().map(|t| t.status).collect::<Vec<_>>())

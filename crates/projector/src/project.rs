@@ -2,7 +2,7 @@
 //! with the checkpoint moved in the same transaction. Duplicates are skipped and gaps are filled from the
 //! event store, so any delivery order converges to the same tables.
 
-use crate::apply::{At, Changes};
+use crate::apply::{At, Changes, Moved};
 use crate::error::ProjectionError;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -108,7 +108,7 @@ pub async fn project_batches(
     .into_iter()
     .collect();
     let mut changes = Changes::default();
-    let mut moved: Vec<(String, i64, i64, DateTime<Utc>)> = Vec::new();
+    let mut moved: Vec<Moved> = Vec::new();
     let mut duplicates = 0u64;
     for (ledger, events) in by_ledger {
         let checkpoint = checkpoints.get(&ledger).copied().unwrap_or(0);
@@ -155,11 +155,7 @@ pub async fn project_batches(
             moved.push((ledger, at.version, position, at.recorded_at));
         }
     }
-    let moves: Vec<(String, i64, i64)> = moved
-        .iter()
-        .map(|(ledger, version, position, _)| (ledger.clone(), *version, *position))
-        .collect();
-    changes.finish(&mut tx, PROJECTION, &moves).await?;
+    changes.finish(&mut tx, PROJECTION, &moved).await?;
     tx.commit().await?;
     if duplicates > 0 {
         metrics::counter!("tally_projection_duplicates_total").increment(duplicates);

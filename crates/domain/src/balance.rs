@@ -131,8 +131,12 @@ pub struct AccountBalance {
 impl AccountBalance {
     /// Balances of an account; the decide step guarantees the totals stay within `i128`.
     pub fn of(account: &Account) -> Self {
+        Self::with_totals(account, &account.totals)
+    }
+
+    /// Balances of an account if its totals were `t`: what a command about to be accepted will leave.
+    pub(crate) fn with_totals(account: &Account, t: &Totals) -> Self {
         let normal = account.account_type.normal_side();
-        let t = &account.totals;
         Self {
             account: account.code.clone(),
             currency: account.currency.code.clone(),

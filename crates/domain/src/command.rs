@@ -72,6 +72,30 @@ pub enum CommandKind {
     },
 }
 
+impl CommandKind {
+    /// The transfers the command settles, releases or reverses: deciding it needs their records.
+    pub fn existing_transfers(&self) -> Vec<TransferId> {
+        match self {
+            CommandKind::PostPending(p) => vec![p.id],
+            CommandKind::VoidPending { id } | CommandKind::ExpirePending { id } => vec![*id],
+            CommandKind::ReverseTransfer(r) => vec![r.original],
+            CommandKind::ReverseAndRebook { reversal, .. } => vec![reversal.original],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The transfer ids the command creates. Usually new; if one is not, deciding needs its record to
+    /// tell a retry from a conflict.
+    pub fn created_transfers(&self) -> Vec<TransferId> {
+        match self {
+            CommandKind::RecordTransfer(spec) => vec![spec.id],
+            CommandKind::ReverseTransfer(r) => vec![r.id],
+            CommandKind::ReverseAndRebook { reversal, rebook } => vec![reversal.id, rebook.id],
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// A transfer as the client asked for it. Kept verbatim so a retry can be compared with the original:
 /// `effective_at` stays `None` when the client left it out, rather than becoming "now".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

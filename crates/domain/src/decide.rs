@@ -2,7 +2,7 @@
 
 use crate::account::{Account, AccountCode, AccountStatus, CurrencyCode};
 use crate::amount::Amount;
-use crate::balance::{Phase, Totals};
+use crate::balance::{AccountBalance, Phase, Totals};
 use crate::command::{Command, CommandKind, LegSpec, PostPending, ReversalSpec, TransferSpec};
 use crate::error::DomainError;
 use crate::event::{Correction, Event};
@@ -528,6 +528,25 @@ impl<'a> Scratch<'a> {
         Ok(())
     }
 
+    /// The balances the legs' accounts will have once this command is applied, in leg order without
+    /// repeats: what [`Ledger::balances_of`] gives after `apply`.
+    fn balances(&self, legs: &[LegSpec]) -> Vec<AccountBalance> {
+        let mut out: Vec<AccountBalance> = Vec::with_capacity(legs.len());
+        for leg in legs {
+            if out.iter().any(|b| b.account == leg.account) {
+                continue;
+            }
+            if let Some(acc) = self.ledger.accounts.get(&leg.account) {
+                let totals = self
+                    .touched
+                    .get(&leg.account)
+                    .map_or(acc.totals, |(_, t)| *t);
+                out.push(AccountBalance::with_totals(acc, &totals));
+            }
+        }
+        out
+    }
+
     fn check_limits(&self) -> Result<(), DomainError> {
         for (code, (field, totals)) in &self.touched {
             let acc = existing(self.ledger, field, code)?;
@@ -619,6 +638,7 @@ impl<'a> Scratch<'a> {
                     transfer: spec.clone(),
                     recorded_at: at,
                     correction,
+                    balances: self.balances(&spec.legs),
                 })
             }
             Some(pending) => {
@@ -633,6 +653,7 @@ impl<'a> Scratch<'a> {
                     transfer: spec.clone(),
                     recorded_at: at,
                     expires_at: at + Duration::seconds(pending.timeout_secs),
+                    balances: self.balances(&spec.legs),
                 })
             }
         }
@@ -675,6 +696,7 @@ impl<'a> Scratch<'a> {
         let effective_at = reversal.effective_at.unwrap_or(at);
         self.book(&legs, Phase::Posted, effective_at, "legs")?;
         Ok(Event::TransferReversed {
+            balances: self.balances(&legs),
             reversal: reversal.clone(),
             legs,
             effective_at,

@@ -2,6 +2,7 @@
 
 use crate::account::{AccountCode, AccountType, Currency, Limits};
 use crate::amount::Amount;
+use crate::balance::AccountBalance;
 use crate::command::{LegSpec, ReversalSpec, TransferSpec};
 use crate::metadata::Metadata;
 use crate::transfer::{ReasonCode, TransferId};
@@ -47,12 +48,22 @@ pub enum Event {
         recorded_at: DateTime<Utc>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         correction: Option<Correction>,
+        /// The balances of the accounts it touched right after it, in leg order: the answer its retries
+        /// get, even once the writer no longer holds the transfer in memory. Events recorded before this
+        /// field existed lack it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        balances: Vec<AccountBalance>,
     },
     /// A two-phase transfer reserved its amounts until `expires_at`.
     TransferReserved {
         transfer: TransferSpec,
         recorded_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        /// The balances of the accounts it touched right after it, in leg order: the answer its retries
+        /// get, even once the writer no longer holds the transfer in memory. Events recorded before this
+        /// field existed lack it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        balances: Vec<AccountBalance>,
     },
     /// A reservation was settled with `amounts` (one per leg); the rest was released.
     PendingTransferPosted {
@@ -76,11 +87,25 @@ pub enum Event {
         legs: Vec<LegSpec>,
         effective_at: DateTime<Utc>,
         recorded_at: DateTime<Utc>,
+        /// The balances of the accounts it touched right after it, in leg order: the answer its retries
+        /// get, even once the writer no longer holds the transfer in memory. Events recorded before this
+        /// field existed lack it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        balances: Vec<AccountBalance>,
     },
     PeriodClosed {
         through: DateTime<Utc>,
         recorded_at: DateTime<Utc>,
     },
+}
+
+/// Where to find an event [`Event::recall_companion`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Companion {
+    /// The event at this version of the same stream.
+    Version(u64),
+    /// The event that created this transfer.
+    Created(TransferId),
 }
 
 /// Links a rebooked transfer to the transfer it corrects and to the reversal booked with it.
@@ -139,6 +164,33 @@ impl Event {
                 Some(transfer.id)
             }
             Event::TransferReversed { reversal, .. } => Some(reversal.id),
+            _ => None,
+        }
+    }
+
+    /// The id of an existing transfer this event changes (settles, releases or reverses). The store
+    /// indexes the same expression (`tally_transfer_ref`, migration 0011), so the writer can find a
+    /// transfer's whole history without holding it in memory.
+    pub fn changed_transfer(&self) -> Option<TransferId> {
+        match self {
+            Event::PendingTransferPosted { id, .. }
+            | Event::PendingTransferVoided { id, .. }
+            | Event::PendingTransferExpired { id, .. } => Some(*id),
+            Event::TransferReversed { reversal, .. } => Some(reversal.original),
+            _ => None,
+        }
+    }
+
+    /// The event besides its own history that recalling the transfer this event creates needs: a
+    /// reversal's record takes the rebook booked with it (always the next event of the stream, if any),
+    /// a rebook's record takes its reversal's request.
+    pub fn recall_companion(&self, version: u64) -> Option<Companion> {
+        match self {
+            Event::TransferReversed { .. } => Some(Companion::Version(version + 1)),
+            Event::TransferPosted {
+                correction: Some(c),
+                ..
+            } => Some(Companion::Created(c.reversal)),
             _ => None,
         }
     }

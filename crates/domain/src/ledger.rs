@@ -21,8 +21,9 @@ pub struct Ledger {
     pub accounts: BTreeMap<AccountCode, Account>,
     /// Each currency's scale, fixed by the first account that uses it.
     pub currencies: BTreeMap<CurrencyCode, u8>,
-    /// Every transfer ever accepted, kept so a retried id is recognised forever and any posted
-    /// transfer can be reversed.
+    /// The transfers `apply` has seen. A full replay holds every one; the writer keeps only those still
+    /// pending and the most recent others ([`Ledger::forget_settled`]) and recalls any other it needs
+    /// from the store ([`Ledger::recall`]) before deciding, so its memory and snapshots stay bounded.
     pub transfers: BTreeMap<TransferId, TransferRecord>,
     /// Business time up to and including this instant is locked.
     pub closed_through: Option<DateTime<Utc>>,
@@ -53,6 +54,8 @@ pub enum TransferRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferRecord {
+    /// The stream version of the event that created it.
+    pub version: u64,
     pub request: TransferRequest,
     /// The legs as booked; for a reversal, the mirrored legs.
     pub legs: Vec<LegSpec>,
@@ -143,14 +146,21 @@ impl Ledger {
         }
     }
 
-    /// Remembers a new transfer with the answer it gets: the balances right after its own event.
+    /// Remembers a new transfer with the answer it gets: the balances right after its own event, as
+    /// the event states them (older events do not, and the state has them).
     fn record(&mut self, id: TransferId, new: NewRecord) {
+        let balances = if new.balances.is_empty() {
+            self.balances_of(&new.legs)
+        } else {
+            new.balances
+        };
         let outcome = TransferOutcome {
             transfer_id: id,
             status: new.status,
-            balances: self.balances_of(&new.legs),
+            balances,
         };
         let record = TransferRecord {
+            version: self.version,
             request: new.request,
             legs: new.legs,
             posted: new.posted,
@@ -161,6 +171,67 @@ impl Ledger {
             outcome,
         };
         self.transfers.insert(id, record);
+    }
+
+    /// Drops all but the `keep` most recent settled transfers, and none created after version
+    /// `recallable_through` (events not yet committed cannot be recalled). Pending ones stay: settling
+    /// them needs their legs, and they are bounded by their timeouts. What is dropped can be
+    /// [`recall`]ed from its events.
+    ///
+    /// [`recall`]: Ledger::recall
+    pub fn forget_settled(&mut self, keep: usize, recallable_through: u64) {
+        let mut settled: Vec<u64> = self
+            .transfers
+            .values()
+            .filter(|r| r.status != TransferStatus::Pending)
+            .map(|r| r.version)
+            .collect();
+        if settled.len() <= keep {
+            return;
+        }
+        let (_, oldest_kept, _) = settled.select_nth_unstable_by(keep, |a, b| b.cmp(a));
+        let cut = (*oldest_kept).min(recallable_through);
+        self.transfers
+            .retain(|_, r| r.status == TransferStatus::Pending || r.version > cut);
+    }
+
+    /// The state without its settled transfers: what a snapshot needs to hold, since the writer can
+    /// recall any settled transfer from the store.
+    pub fn without_settled(&self) -> Ledger {
+        Ledger {
+            name: self.name.clone(),
+            version: self.version,
+            accounts: self.accounts.clone(),
+            currencies: self.currencies.clone(),
+            transfers: self
+                .transfers
+                .iter()
+                .filter(|(_, r)| r.status == TransferStatus::Pending)
+                .map(|(id, r)| (*id, r.clone()))
+                .collect(),
+            closed_through: self.closed_through,
+        }
+    }
+
+    /// Brings back the transfers `ids` that this state has forgotten, from `history`: the events that
+    /// created or changed them ([`Event::created_transfer`], [`Event::changed_transfer`]) and their
+    /// [`Event::recall_companion`]s, with stream versions, in stream order. Records the state still holds
+    /// are left as they are.
+    pub fn recall(&mut self, ids: &[TransferId], history: impl IntoIterator<Item = (u64, Event)>) {
+        // The events are folded into an empty ledger: it has no accounts, so only transfer records
+        // change, and those of `ids` come out as a full replay leaves them (their answers are in the
+        // events). Other records there may lack changes `history` need not hold, so they are dropped.
+        let mut side = Ledger::default();
+        for (version, event) in history {
+            side.version = version.saturating_sub(1);
+            apply(&mut side, &event);
+        }
+        for (id, record) in side.transfers {
+            if !ids.contains(&id) {
+                continue;
+            }
+            self.transfers.entry(id).or_insert(record);
+        }
     }
 }
 
@@ -217,6 +288,7 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
             transfer,
             recorded_at,
             correction,
+            balances,
         } => {
             ledger.move_legs(
                 transfer
@@ -260,6 +332,7 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
                     effective_at: transfer.effective_at.unwrap_or(*recorded_at),
                     recorded_at: *recorded_at,
                     expires_at: None,
+                    balances: balances.clone(),
                 },
             );
         }
@@ -267,6 +340,7 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
             transfer,
             recorded_at,
             expires_at,
+            balances,
         } => {
             ledger.move_legs(
                 transfer
@@ -284,6 +358,7 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
                     effective_at: transfer.effective_at.unwrap_or(*recorded_at),
                     recorded_at: *recorded_at,
                     expires_at: Some(*expires_at),
+                    balances: balances.clone(),
                 },
             );
         }
@@ -315,6 +390,7 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
             legs,
             effective_at,
             recorded_at,
+            balances,
         } => {
             ledger.move_legs(legs.iter().map(|l| (l, Phase::Posted, l.amount.get())));
             if let Some(original) = ledger.transfers.get_mut(&reversal.original) {
@@ -330,6 +406,7 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
                     effective_at: *effective_at,
                     recorded_at: *recorded_at,
                     expires_at: None,
+                    balances: balances.clone(),
                 },
             );
         }
@@ -356,4 +433,6 @@ struct NewRecord {
     effective_at: DateTime<Utc>,
     recorded_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
+    /// As the event states them; empty for events older than that field.
+    balances: Vec<AccountBalance>,
 }

@@ -28,7 +28,7 @@ pub use command::{
 };
 pub use decide::{decide, decide_all, decide_at};
 pub use error::{DomainError, LimitKind, ParseError};
-pub use event::{Correction, Envelope, Event};
+pub use event::{Companion, Correction, Envelope, Event};
 pub use ledger::{Ledger, TransferOutcome, TransferRecord, TransferRequest, TransferStatus, apply};
 pub use ledger_id::LedgerId;
 pub use metadata::Metadata;

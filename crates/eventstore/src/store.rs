@@ -347,6 +347,33 @@ impl EventStore {
         Ok(events)
     }
 
+    /// Events of `stream_id` that create or change any of `transfers` (the index of migration 0011), or
+    /// sit at any of `versions`, in version order: what a writer needs to recall transfers it no longer
+    /// holds in memory.
+    pub async fn transfer_history(
+        &self,
+        stream_id: &str,
+        transfers: &[Uuid],
+        versions: &[i64],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = sqlx::query_as(concat!(
+            "select ",
+            event_columns!(),
+            " from events where stream_id = $1 and (transfer_id = any($2) \
+               or (event_type in ('PendingTransferPosted', 'PendingTransferVoided', \
+                                  'PendingTransferExpired', 'TransferReversed') \
+                   and tally_transfer_ref(event_type, payload) = any($2)) \
+               or version = any($3)) \
+             order by version"
+        ))
+        .bind(stream_id)
+        .bind(transfers)
+        .bind(versions)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(events)
+    }
+
     /// The stream's current version and the hash of its last event, or `None` if it has no events.
     pub async fn stream_head(&self, stream_id: &str) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
         let head = sqlx::query_as("select version, head_hash from streams where stream_id = $1")

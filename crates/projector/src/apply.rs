@@ -252,6 +252,7 @@ impl Changes {
                 transfer,
                 recorded_at,
                 correction,
+                ..
             } => {
                 let effective_at = transfer.effective_at.unwrap_or(recorded_at);
                 let booking = Booking {
@@ -274,6 +275,7 @@ impl Changes {
                 transfer,
                 recorded_at,
                 expires_at,
+                ..
             } => {
                 let effective_at = transfer.effective_at.unwrap_or(recorded_at);
                 for leg in &transfer.legs {

@@ -193,6 +193,7 @@ impl Fold {
                 transfer,
                 recorded_at,
                 correction,
+                ..
             } => {
                 let effective_at = transfer.effective_at.unwrap_or(recorded_at);
                 let id = transfer.id.0;
@@ -225,6 +226,7 @@ impl Fold {
                 transfer,
                 recorded_at,
                 expires_at,
+                ..
             } => {
                 for leg in &transfer.legs {
                     self.pending(leg, leg.amount.get(), v);

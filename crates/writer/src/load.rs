@@ -1,12 +1,14 @@
 //! Loading a ledger's state: the newest usable snapshot, then the events after it.
 
 use crate::error::WriteError;
-use tally_domain::{Envelope, Event, Ledger, LedgerId, apply};
-use tally_eventstore::{EventStore, MAX_READ_LIMIT, StoreError};
+use tally_domain::{Companion, Envelope, Event, Ledger, LedgerId, TransferId, apply};
+use tally_eventstore::{EventStore, MAX_READ_LIMIT, RecordedEvent, StoreError};
+use uuid::Uuid;
 
 /// The shape of `Ledger` that snapshots hold; bump it when `Ledger`'s serialised form changes, so old
-/// snapshots are ignored (and the stream replayed) rather than misread.
-pub const SNAPSHOT_SCHEMA: i32 = 1;
+/// snapshots are ignored (and the stream replayed) rather than misread. 2: transfer records carry their
+/// version, and snapshots hold only pending transfers.
+pub const SNAPSHOT_SCHEMA: i32 = 2;
 
 /// Folds the ledger's stream into state, starting from its latest snapshot when one is usable.
 pub async fn load_ledger(store: &EventStore, ledger: &LedgerId) -> Result<Ledger, WriteError> {
@@ -46,16 +48,29 @@ pub async fn catch_up(
     ledger: &LedgerId,
     state: &mut Ledger,
 ) -> Result<(), WriteError> {
+    catch_up_to(store, ledger, state, u64::MAX).await
+}
+
+/// Applies the events after `state.version` up to version `through`.
+async fn catch_up_to(
+    store: &EventStore,
+    ledger: &LedgerId,
+    state: &mut Ledger,
+    through: u64,
+) -> Result<(), WriteError> {
     let corrupt = |reason: String| WriteError::Corrupt {
         ledger: ledger.to_string(),
         reason,
     };
-    loop {
+    while state.version < through {
         let page = store
             .read_stream(ledger.as_str(), state.version as i64, MAX_READ_LIMIT)
             .await?;
         let full = page.len() as i64 == MAX_READ_LIMIT;
         for recorded in page {
+            if state.version >= through {
+                return Ok(());
+            }
             if recorded.version != state.version as i64 + 1 {
                 return Err(corrupt(format!(
                     "expected version {}, found {}",
@@ -63,17 +78,94 @@ pub async fn catch_up(
                     recorded.version
                 )));
             }
-            let envelope = Envelope {
-                event_type: &recorded.event_type,
-                schema_version: recorded.schema_version,
-                recorded_at: recorded.recorded_at,
-            };
-            let event = Event::decode(envelope, recorded.payload)
-                .map_err(|e| corrupt(format!("version {}: {e}", recorded.version)))?;
+            let (_, event) = decode(ledger, recorded)?;
             apply(state, &event);
         }
         if !full {
             return Ok(());
         }
     }
+    Ok(())
+}
+
+fn decode(ledger: &LedgerId, recorded: RecordedEvent) -> Result<(u64, Event), WriteError> {
+    let envelope = Envelope {
+        event_type: &recorded.event_type,
+        schema_version: recorded.schema_version,
+        recorded_at: recorded.recorded_at,
+    };
+    let version = recorded.version as u64;
+    Event::decode(envelope, recorded.payload)
+        .map(|event| (version, event))
+        .map_err(|e| WriteError::Corrupt {
+            ledger: ledger.to_string(),
+            reason: format!("version {version}: {e}"),
+        })
+}
+
+/// Brings the transfers `ids` back into `state` from the store (see [`Ledger::recall`]).
+pub(crate) async fn recall(
+    store: &EventStore,
+    ledger: &LedgerId,
+    state: &mut Ledger,
+    ids: &[TransferId],
+) -> Result<(), WriteError> {
+    let stream = ledger.as_str();
+    let uuids: Vec<Uuid> = ids.iter().map(|t| t.0).collect();
+    let mut history = store
+        .transfer_history(stream, &uuids, &[])
+        .await?
+        .into_iter()
+        .map(|r| decode(ledger, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut versions = Vec::new();
+    let mut created = Vec::new();
+    for (version, event) in &history {
+        match event.recall_companion(*version) {
+            Some(Companion::Version(v)) => versions.push(v as i64),
+            Some(Companion::Created(t)) => created.push(t.0),
+            None => {}
+        }
+    }
+    if !versions.is_empty() || !created.is_empty() {
+        // Fetching a companion by its transfer also brings the events that changed that transfer;
+        // `recall` keeps only the records of `ids`, so they do no harm.
+        for recorded in store.transfer_history(stream, &created, &versions).await? {
+            if history.iter().all(|(v, _)| *v != recorded.version as u64) {
+                history.push(decode(ledger, recorded)?);
+            }
+        }
+        history.sort_by_key(|(v, _)| *v);
+    }
+    state.recall(ids, history);
+    restore_legacy_outcomes(store, ledger, state, ids).await
+}
+
+/// Events recorded before they stated the balances they left recall a transfer without the answer it was
+/// given; a replay of the stream up to the latest such transfer gives those answers back. Slow, and only
+/// ever needed for such old events.
+async fn restore_legacy_outcomes(
+    store: &EventStore,
+    ledger: &LedgerId,
+    state: &mut Ledger,
+    ids: &[TransferId],
+) -> Result<(), WriteError> {
+    let legacy: Vec<(TransferId, u64)> = ids
+        .iter()
+        .filter_map(|id| state.transfer(id).map(|r| (*id, r)))
+        .filter(|(_, r)| r.outcome.balances.is_empty() && !r.legs.is_empty())
+        .map(|(id, r)| (id, r.version))
+        .collect();
+    let Some(through) = legacy.iter().map(|(_, v)| *v).max() else {
+        return Ok(());
+    };
+    tracing::info!(ledger = %ledger, through, "replaying to answer a retry of an old transfer");
+    let mut replay = Ledger::default();
+    catch_up_to(store, ledger, &mut replay, through).await?;
+    for (id, _) in legacy {
+        if let (Some(full), Some(record)) = (replay.transfer(&id), state.transfers.get_mut(&id)) {
+            record.outcome = full.outcome.clone();
+        }
+    }
+    Ok(())
 }

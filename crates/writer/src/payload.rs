@@ -25,8 +25,8 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use std::collections::BTreeMap;
     use tally_domain::{
-        AccountCode, AccountType, Amount, Correction, Currency, CurrencyCode, LegSpec, Limits,
-        Metadata, ReasonCode, ReversalSpec, Side, TransferId, TransferSpec,
+        AccountBalance, AccountCode, AccountType, Amount, Correction, Currency, CurrencyCode,
+        LegSpec, Limits, Metadata, ReasonCode, ReversalSpec, Side, TransferId, TransferSpec,
     };
     use uuid::Uuid;
 
@@ -99,6 +99,13 @@ mod tests {
                 transfer: spec(1),
                 recorded_at: at,
                 correction: None,
+                balances: vec![AccountBalance {
+                    account: AccountCode::parse("assets:bank:checking").expect("code"),
+                    currency: CurrencyCode::parse("EUR").expect("currency"),
+                    posted: i128::MAX,
+                    pending: -7,
+                    available: i128::MIN,
+                }],
             },
             Event::TransferPosted {
                 transfer: spec(2),
@@ -108,12 +115,14 @@ mod tests {
                     reversal: TransferId(Uuid::from_u128(3)),
                     reason: ReasonCode::parse("duplicate_charge").expect("reason"),
                 }),
+                balances: Vec::new(),
             },
             Event::TransferReversed {
                 legs: spec(1).legs,
                 reversal,
                 effective_at: at,
                 recorded_at: at,
+                balances: Vec::new(),
             },
             Event::PendingTransferPosted {
                 id: TransferId(Uuid::from_u128(4)),

@@ -2,12 +2,14 @@
 
 use crate::commit::{CommitFailure, CommitRequest};
 use crate::error::WriteError;
-use crate::load::{SNAPSHOT_SCHEMA, load_ledger};
+use crate::load::{SNAPSHOT_SCHEMA, load_ledger, recall};
 use crate::payload::payload;
 use crate::writers::{Accepted, ItemResult, Job, Submission, WriterConfig};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::time::Instant;
-use tally_domain::{Command, DomainError, Event, Ledger, LedgerId, apply, decide_all, decide_at};
+use tally_domain::{
+    Command, DomainError, Event, Ledger, LedgerId, TransferId, apply, decide_all, decide_at,
+};
 use tally_eventstore::{AppendResult, EventStore, NewEvent, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -25,8 +27,16 @@ struct Ledgers {
     snapshot_base: u64,
     /// A snapshot being saved off this task; at most one at a time.
     snapshotting: Option<JoinHandle<()>>,
-    /// The length of the last snapshot's JSON: the next one is at least as long.
+    /// The length of the last snapshot's JSON: the next one is about as long.
     snapshot_len: usize,
+    /// The version through which the state's events are known to be committed: transfers up to it can
+    /// be forgotten, since they can be recalled.
+    durable: u64,
+    /// The number of transfer records at which the state is next trimmed to `keep_transfers`.
+    trim_at: usize,
+    /// Transfer ids the store refused as already taken: commands creating them are retries (or
+    /// conflicts) of transfers this state has forgotten, to recall before deciding them again.
+    suspects: Vec<TransferId>,
 }
 
 pub(crate) async fn run(
@@ -45,6 +55,9 @@ pub(crate) async fn run(
         snapshot_base: 0,
         snapshotting: None,
         snapshot_len: 0,
+        durable: 0,
+        trim_at: 0,
+        suspects: Vec::new(),
     };
     loop {
         let first = match tokio::time::timeout(task.config.idle_timeout, jobs.recv()).await {
@@ -93,6 +106,8 @@ struct Decided {
 /// A decided batch whose answers wait for its commit, or for its predecessor's when it appends nothing.
 struct Flight {
     jobs: Vec<Job>,
+    /// The ledger's version once this batch is applied.
+    version: u64,
     answers: Vec<Vec<ItemResult>>,
     /// The state with this batch applied, until a chained batch is decided from it.
     state: Option<Ledger>,
@@ -140,6 +155,8 @@ impl Ledgers {
                 None => match load_ledger(&self.store, &self.ledger).await {
                     Ok(state) => {
                         self.snapshot_base = self.snapshot_base.max(state.version);
+                        self.durable = state.version;
+                        self.trim_at = 0;
                         state
                     }
                     Err(e) => return self.fail(jobs, e),
@@ -170,13 +187,21 @@ impl Ledgers {
     async fn send(
         &mut self,
         jobs: Vec<Job>,
-        state: Ledger,
+        mut state: Ledger,
         head: Option<[u8; 32]>,
     ) -> Result<Option<Flight>, (Vec<Job>, WriteError)> {
+        self.trim(&mut state);
+        if let Err(e) = self.recall(&mut state, &jobs).await {
+            return Err((jobs, e));
+        }
         let items: usize = jobs.iter().map(|j| j.items.len()).sum();
         metrics::histogram!("tally_group_commit_items").record(items as f64);
         let base = state.version;
-        let decided = decide_batch(&self.ledger, state, &jobs, now());
+        let at = now();
+        let mut decided = decide_batch(&self.ledger, state, &jobs, at);
+        if let Err(e) = self.recheck_refusals(&jobs, &mut decided, at).await {
+            return Err((jobs, e));
+        }
         if decided.events.is_empty() {
             if head.is_none() {
                 self.cached = Some(decided.state);
@@ -185,6 +210,7 @@ impl Ledgers {
             }
             return Ok(Some(Flight {
                 jobs,
+                version: decided.state.version,
                 answers: decided.answers,
                 state: Some(decided.state),
                 snapshot: None,
@@ -211,6 +237,7 @@ impl Ledgers {
         }
         Ok(Some(Flight {
             jobs,
+            version: decided.state.version,
             answers: decided.answers,
             state: Some(decided.state),
             snapshot: None,
@@ -253,6 +280,7 @@ impl Ledgers {
             let outcome = settle(&mut flight).await;
             match outcome {
                 Ok(()) => {
+                    self.durable = flight.version;
                     answer(flight.jobs, flight.answers);
                     if let Some(snapshot) = flight.snapshot.take() {
                         self.start_snapshot(snapshot);
@@ -294,7 +322,10 @@ impl Ledgers {
     }
 
     /// After a failed commit: conflicts go back to be decided again, other failures are answered.
-    fn sort_out(&self, jobs: Vec<Job>, failure: CommitFailure, retry: &mut Vec<Job>) {
+    fn sort_out(&mut self, jobs: Vec<Job>, failure: CommitFailure, retry: &mut Vec<Job>) {
+        if let CommitFailure::Store(StoreError::DuplicateTransfer { transfer_id, .. }) = &failure {
+            self.suspects.push(TransferId(*transfer_id));
+        }
         if retriable(&failure) {
             retry.extend(jobs);
             return;
@@ -322,12 +353,115 @@ impl Ledgers {
         }
     }
 
+    /// Forgets all but the most recent `keep_transfers` settled transfers, once the state holds that many
+    /// more than after the last trim; only those whose events are committed, so they can be recalled.
+    fn trim(&mut self, state: &mut Ledger) {
+        if state.transfers.len() < self.trim_at {
+            return;
+        }
+        let keep = self.config.keep_transfers;
+        state.forget_settled(keep, self.durable);
+        self.trim_at = state.transfers.len() + keep.max(64);
+    }
+
+    /// Recalls from the store the transfers `jobs` name that `state` has forgotten: those they settle or
+    /// reverse, and those they create that the store has refused as taken. A new id is not looked up: the
+    /// store's unique key refuses it if it is not new, and the batch is then decided again.
+    async fn recall(&mut self, state: &mut Ledger, jobs: &[Job]) -> Result<(), WriteError> {
+        let suspects = std::mem::take(&mut self.suspects);
+        let mut wanted: Vec<TransferId> = Vec::new();
+        for item in jobs.iter().flat_map(|j| &j.items) {
+            let mut named = item.kind.existing_transfers();
+            if !suspects.is_empty() {
+                named.extend(
+                    item.kind
+                        .created_transfers()
+                        .into_iter()
+                        .filter(|id| suspects.contains(id)),
+                );
+            }
+            for id in named {
+                if state.transfer(&id).is_none() && !wanted.contains(&id) {
+                    wanted.push(id);
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        metrics::counter!("tally_writer_recalled_transfers_total").increment(wanted.len() as u64);
+        recall(&self.store, &self.ledger, state, &wanted).await
+    }
+
+    /// With every transfer in memory, a retry is recognised before any rule is checked; a refused command
+    /// whose transfer id the state has forgotten may be such a retry (of a transfer the balances would no
+    /// longer allow, say). Those ids are recalled, and the commands that named one that exists are decided
+    /// again at the end of the batch, as if they had come last: they then answer as retries or conflicts.
+    async fn recheck_refusals(
+        &mut self,
+        jobs: &[Job],
+        decided: &mut Decided,
+        at: DateTime<Utc>,
+    ) -> Result<(), WriteError> {
+        let forgotten = |state: &Ledger, item: &Submission| -> Vec<TransferId> {
+            let mut ids = item.kind.created_transfers();
+            ids.retain(|id| state.transfer(id).is_none());
+            ids
+        };
+        let mut wanted: Vec<TransferId> = Vec::new();
+        for (job, results) in jobs.iter().zip(&decided.answers) {
+            for (item, result) in job.items.iter().zip(results) {
+                if result.is_err() {
+                    for id in forgotten(&decided.state, item) {
+                        if !wanted.contains(&id) {
+                            wanted.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        metrics::counter!("tally_writer_recalled_transfers_total").increment(wanted.len() as u64);
+        recall(&self.store, &self.ledger, &mut decided.state, &wanted).await?;
+        let state = &decided.state;
+        let recalled = |item: &Submission| {
+            item.kind
+                .created_transfers()
+                .iter()
+                .any(|id| wanted.contains(id) && state.transfer(id).is_some())
+        };
+        let again: Vec<(usize, Vec<usize>)> = jobs
+            .iter()
+            .zip(&decided.answers)
+            .enumerate()
+            .map(|(j, (job, results))| {
+                let items = (0..job.items.len())
+                    .filter(|&i| results[i].is_err() && recalled(&job.items[i]))
+                    .collect();
+                (j, items)
+            })
+            .filter(|(_, items): &(usize, Vec<usize>)| !items.is_empty())
+            .collect();
+        for (j, items) in again {
+            let (job, results) = (&jobs[j], &mut decided.answers[j]);
+            let (state, events) = (&mut decided.state, &mut decided.events);
+            if job.atomic {
+                *results = decide_atomic(&self.ledger, state, events, &job.items, at);
+            } else {
+                for i in items {
+                    results[i] = decide_item(&self.ledger, state, events, &job.items[i], at);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A snapshot is due once the events since the last one reach `snapshot_every` and half the state's
-    /// size (its accounts and transfers). The state grows with the stream (it keeps every transfer), so a
-    /// fixed interval would make total snapshot work quadratic in the stream's length; this spacing keeps
-    /// it linear (each snapshot is paid for by at least half its size in events) while a load replays at
-    /// most about a third of the stream after its snapshot. At most one is being saved at a time; one
-    /// skipped for that is due again after the next batch.
+    /// size in memory (accounts, pending and recent transfers), so that a ledger of very many accounts
+    /// is not forever serialising them. At most one is being saved at a time; one skipped for that is due again after the
+    /// next batch.
     fn snapshot_due(&self, state: &Ledger) -> bool {
         let since = state.version.saturating_sub(self.snapshot_base);
         let size = (state.accounts.len() + state.transfers.len()) as u64;
@@ -335,14 +469,12 @@ impl Ledgers {
             && self.snapshotting.as_ref().is_none_or(|h| h.is_finished())
     }
 
-    /// Serialises the state right here, on the ledger's task. Copying the state to serialise it elsewhere
-    /// cost more than serialising it (a `Ledger` is a tree of small allocations; its JSON is one growing
-    /// buffer), and the copy held the task up just the same. The buffer starts at the last snapshot's
-    /// size plus a half: grown from empty, a state of many megabytes was copied a dozen times over.
+    /// Serialises the state without its settled transfers, right here on the ledger's task: it is small
+    /// (accounts and pending transfers), and the buffer starts at the last snapshot's size plus a half.
     fn serialise(&mut self, state: &Ledger) -> Option<Serialised> {
         let started = std::time::Instant::now();
         let mut buffer = Vec::with_capacity(self.snapshot_len + self.snapshot_len / 2);
-        let written = serde_json::to_writer(&mut buffer, state)
+        let written = serde_json::to_writer(&mut buffer, &state.without_settled())
             .map_err(|e| e.to_string())
             .and_then(|()| String::from_utf8(buffer).map_err(|e| e.to_string()));
         match written {
@@ -427,46 +559,56 @@ fn now() -> DateTime<Utc> {
 
 fn decide_batch(ledger: &LedgerId, mut state: Ledger, jobs: &[Job], at: DateTime<Utc>) -> Decided {
     let mut events = Vec::new();
-    let mut answers = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        if job.atomic {
-            let commands: Vec<Command> = job
-                .items
-                .iter()
-                .map(|s| Command::new(s.kind.clone(), at))
-                .collect();
-            match decide_all(&state, &commands) {
-                Ok(per_command) => {
-                    let results = job
-                        .items
-                        .iter()
-                        .zip(per_command)
-                        .map(|(item, decided)| {
-                            Ok(accept(ledger, &mut state, &mut events, item, decided, at))
-                        })
-                        .collect();
-                    answers.push(results);
-                }
-                Err((index, error)) => answers.push(atomic_refusal(job.items.len(), index, error)),
+    let answers = jobs
+        .iter()
+        .map(|job| {
+            if job.atomic {
+                decide_atomic(ledger, &mut state, &mut events, &job.items, at)
+            } else {
+                job.items
+                    .iter()
+                    .map(|item| decide_item(ledger, &mut state, &mut events, item, at))
+                    .collect()
             }
-        } else {
-            // Decided from the submission in place: the job keeps its commands to decide them again after
-            // a conflict, and a copy per command was a good part of the allocations per transfer.
-            let results = job
-                .items
-                .iter()
-                .map(|item| {
-                    decide_at(&state, &item.kind, at)
-                        .map(|decided| accept(ledger, &mut state, &mut events, item, decided, at))
-                })
-                .collect();
-            answers.push(results);
-        }
-    }
+        })
+        .collect();
     Decided {
         state,
         events,
         answers,
+    }
+}
+
+/// Decided from the submission in place: the job keeps its commands to decide them again after a
+/// conflict, and a copy per command was a good part of the allocations per transfer.
+fn decide_item(
+    ledger: &LedgerId,
+    state: &mut Ledger,
+    events: &mut Vec<NewEvent>,
+    item: &Submission,
+    at: DateTime<Utc>,
+) -> ItemResult {
+    decide_at(state, &item.kind, at).map(|decided| accept(ledger, state, events, item, decided, at))
+}
+
+fn decide_atomic(
+    ledger: &LedgerId,
+    state: &mut Ledger,
+    events: &mut Vec<NewEvent>,
+    items: &[Submission],
+    at: DateTime<Utc>,
+) -> Vec<ItemResult> {
+    let commands: Vec<Command> = items
+        .iter()
+        .map(|s| Command::new(s.kind.clone(), at))
+        .collect();
+    match decide_all(state, &commands) {
+        Ok(per_command) => items
+            .iter()
+            .zip(per_command)
+            .map(|(item, decided)| Ok(accept(ledger, state, events, item, decided, at)))
+            .collect(),
+        Err((index, error)) => atomic_refusal(items.len(), index, error),
     }
 }
 

@@ -14,11 +14,14 @@ use tokio::task::JoinHandle;
 /// Limits of the writer. Each bounds memory or latency.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Events between snapshots, at least. Since the state grows with the stream, a snapshot is also
-    /// spaced by half the state's size (accounts and transfers), so total snapshot work stays linear in
-    /// the stream's length; a load then replays at most `max(snapshot_every, about half the stream)`
-    /// events after its snapshot. Snapshots are serialised and saved off the ledger's task.
+    /// Events between snapshots, at least. A snapshot holds the accounts and the pending transfers, not
+    /// the settled ones (those are recalled from the store), so it is also spaced by half that size: a
+    /// ledger with a great many accounts does not spend its time on snapshots.
     pub snapshot_every: u64,
+    /// Settled transfers a ledger keeps in memory beside its pending ones, the most recent: a retry or a
+    /// reversal of one of these is decided without reading the store. Older ones are recalled from their
+    /// events when a command names them, so memory stays bounded however long the ledger grows.
+    pub keep_transfers: usize,
     /// Most commands decided into one transaction: bounds the transaction's size and the wait of the
     /// first caller in it.
     pub max_batch_items: usize,
@@ -40,6 +43,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         Self {
             snapshot_every: 1_000,
+            keep_transfers: 4_096,
             max_batch_items: 4_096,
             queue_capacity: 10_000,
             max_retries: 16,

@@ -104,6 +104,7 @@ pub fn posted(n: u128, legs: Vec<LegSpec>) -> Event {
         transfer: spec(n, legs),
         recorded_at: t(10),
         correction: None,
+        balances: Vec::new(),
     }
 }
 

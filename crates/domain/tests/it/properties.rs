@@ -63,6 +63,10 @@ enum Op {
     Repeat {
         index: usize,
     },
+    /// Sends an earlier reversal or correction again, verbatim.
+    RepeatCorrection {
+        index: usize,
+    },
     Post {
         id: u8,
         percent: Option<u8>,
@@ -119,6 +123,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (id.clone(), proptest::collection::vec((account.clone(), any::<bool>(), amount()), 0..5), proptest::option::of(1i64..120))
             .prop_map(|(id, legs, pending)| Op::Legs { id, legs, pending }),
         2 => (0usize..64).prop_map(|index| Op::Repeat { index }),
+        1 => (0usize..16).prop_map(|index| Op::RepeatCorrection { index }),
         3 => (id.clone(), proptest::option::of(1u8..=100)).prop_map(|(id, percent)| Op::Post { id, percent }),
         1 => id.clone().prop_map(|id| Op::Void { id }),
         1 => id.clone().prop_map(|id| Op::Expire { id }),
@@ -149,18 +154,24 @@ fn account_leg(i: u8, debit: bool, amount: i128) -> LegSpec {
 
 struct Model {
     ledger: Ledger,
+    /// The same ledger kept the writer's way: settled transfers forgotten after every command, and
+    /// recalled from the log when a command names them.
+    forgetful: Ledger,
     log: Vec<Event>,
     now: DateTime<Utc>,
     sent: Vec<CommandKind>,
+    corrections: Vec<CommandKind>,
 }
 
 impl Model {
     fn new() -> Self {
         let mut model = Self {
             ledger: Ledger::default(),
+            forgetful: Ledger::default(),
             log: Vec::new(),
             now: t(1_000),
             sent: Vec::new(),
+            corrections: Vec::new(),
         };
         model.must(CommandKind::CreateLedger {
             name: "prop".into(),
@@ -200,12 +211,39 @@ impl Model {
     fn run(&mut self, kind: CommandKind) -> Result<Vec<Event>, DomainError> {
         let command = Command::new(kind, self.now);
         let result = decide(&self.ledger, &command);
+        let named: Vec<TransferId> = command
+            .kind
+            .existing_transfers()
+            .into_iter()
+            .chain(command.kind.created_transfers())
+            .filter(|id| self.forgetful.transfer(id).is_none())
+            .collect();
+        self.forgetful.recall(&named, history_of(&self.log, &named));
+        assert_eq!(
+            decide(&self.forgetful, &command),
+            result,
+            "a ledger that forgot and recalled transfers decides otherwise"
+        );
         if let Ok(events) = &result {
             for e in events {
                 apply(&mut self.ledger, e);
+                apply(&mut self.forgetful, e);
                 self.log.push(e.clone());
             }
+            assert_eq!(
+                self.forgetful.outcomes(&command.kind),
+                self.ledger.outcomes(&command.kind),
+                "a ledger that forgot and recalled transfers answers otherwise"
+            );
         }
+        self.forgetful.forget_settled(2, self.forgetful.version);
+        let settled = self
+            .forgetful
+            .transfers
+            .values()
+            .filter(|r| r.status != TransferStatus::Pending)
+            .count();
+        assert!(settled <= 2, "{settled} settled transfers kept");
         result
     }
 
@@ -257,6 +295,46 @@ impl Model {
             _ => None,
         }
     }
+}
+
+/// What the event store hands the writer to recall `ids`: the events that create or change them and their
+/// companions, with versions, in stream order.
+fn history_of(log: &[Event], ids: &[TransferId]) -> Vec<(u64, Event)> {
+    let version = |i: usize| i as u64 + 1;
+    let names = |e: &Event| {
+        e.created_transfer()
+            .into_iter()
+            .chain(e.changed_transfer())
+            .any(|t| ids.contains(&t))
+    };
+    let mut wanted: BTreeSet<u64> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| names(e))
+        .map(|(i, _)| version(i))
+        .collect();
+    let companions: Vec<Companion> = wanted
+        .iter()
+        .filter_map(|v| log[*v as usize - 1].recall_companion(*v))
+        .collect();
+    for companion in companions {
+        match companion {
+            Companion::Version(v) if v as usize <= log.len() => {
+                wanted.insert(v);
+            }
+            Companion::Version(_) => {}
+            Companion::Created(t) => wanted.extend(
+                log.iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.created_transfer() == Some(t))
+                    .map(|(i, _)| version(i)),
+            ),
+        }
+    }
+    wanted
+        .into_iter()
+        .map(|v| (v, log[v as usize - 1].clone()))
+        .collect()
 }
 
 fn step(model: &mut Model, op: &Op) {
@@ -325,7 +403,15 @@ fn step(model: &mut Model, op: &Op) {
             model.now += chrono::Duration::seconds(*secs);
             return;
         }
-        Op::Reverse { id: n, original } => CommandKind::ReverseTransfer(reversal(*n, *original)),
+        Op::Reverse { id: n, original } => {
+            let kind = CommandKind::ReverseTransfer(reversal(*n, *original));
+            model.corrections.push(kind.clone());
+            kind
+        }
+        Op::RepeatCorrection { index } => match model.corrections.len() {
+            0 => return,
+            len => model.corrections[index % len].clone(),
+        },
         Op::Rebook {
             id: n,
             original,
@@ -347,10 +433,12 @@ fn step(model: &mut Model, op: &Op) {
                     })
                     .collect(),
             );
-            CommandKind::ReverseAndRebook {
+            let kind = CommandKind::ReverseAndRebook {
                 reversal: reversal(*n, *original),
                 rebook,
-            }
+            };
+            model.corrections.push(kind.clone());
+            kind
         }
         Op::Freeze { account } => CommandKind::FreezeAccount {
             code: account_code(*account),
@@ -462,6 +550,14 @@ fn assert_replay_is_exact(model: &Model) {
     let snapshot = serde_json::to_value(&model.ledger).expect("state serializes");
     let restored: Ledger = serde_json::from_value(snapshot).expect("snapshot loads");
     assert_eq!(restored, model.ledger, "a snapshot loads the same state");
+    // The forgetful ledger agrees on everything but what it forgot, and forgot only settled transfers.
+    assert_eq!(
+        model.forgetful.without_settled(),
+        model.ledger.without_settled()
+    );
+    for (id, record) in &model.forgetful.transfers {
+        assert_eq!(Some(record), model.ledger.transfer(id), "transfer {id}");
+    }
 }
 
 proptest! {

@@ -190,6 +190,7 @@ fn an_account_with_an_open_reservation_cannot_be_closed() {
         ),
         recorded_at: t(10),
         expires_at: t(70),
+        balances: Vec::new(),
     });
     given(events)
         .when(CommandKind::CloseAccount {

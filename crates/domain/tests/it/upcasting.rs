@@ -80,6 +80,7 @@ fn a_v1_transfer_from_the_prototype_still_loads() {
             transfer: expected,
             recorded_at: t(5),
             correction: None,
+            balances: Vec::new(),
         }
     );
 }

@@ -44,7 +44,13 @@ async fn a_ledger_with_a_snapshot_loads_the_same_state_as_a_full_replay(pool: Pg
     let loaded = load_ledger(&store, &ledger).await.expect("loads");
     let replayed = replay(&store, &ledger).await;
     assert_eq!(loaded.version, 35);
-    assert_eq!(loaded, replayed);
+    // Snapshots leave settled transfers out (the writer recalls them from the store when needed): the
+    // loaded state has those of the events after the snapshot, each as a full replay has it.
+    assert_eq!(loaded.without_settled(), replayed.without_settled());
+    assert_eq!(loaded.transfers.len(), 15);
+    for (id, record) in &loaded.transfers {
+        assert_eq!(Some(record), replayed.transfer(id));
+    }
 
     // A corrupt snapshot is ignored: the stream is replayed instead.
     sqlx::query("update snapshots set state = '{\"nonsense\": true}'")

@@ -2,6 +2,7 @@
 
 use crate::account::{Account, AccountCode, CurrencyCode, Limits, Side};
 use crate::amount::i128_string;
+use crate::command::LegSpec;
 use crate::error::LimitKind;
 use serde::{Deserialize, Serialize};
 
@@ -147,9 +148,146 @@ impl AccountBalance {
     }
 }
 
+/// An account's balances right after an event, as the event states them: one per account of its legs, in
+/// leg order without repeats (the legs name the account and currency). Written as the posted balance alone
+/// when nothing is reserved on the account (`"1200"`), as is usual, and as `["posted", "pending",
+/// "available"]` otherwise, so that stating them costs a transfer event few bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceAfter {
+    pub posted: i128,
+    pub pending: i128,
+    pub available: i128,
+}
+
+impl BalanceAfter {
+    fn of(b: &AccountBalance) -> Self {
+        Self {
+            posted: b.posted,
+            pending: b.pending,
+            available: b.available,
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.pending == 0 && self.available == self.posted
+    }
+}
+
+impl Serialize for BalanceAfter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        if self.settled() {
+            return s.collect_str(&self.posted);
+        }
+        let mut t = s.serialize_tuple(3)?;
+        for v in [self.posted, self.pending, self.available] {
+            t.serialize_element(&v.to_string())?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for BalanceAfter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        fn number<E: serde::de::Error>(s: &str) -> Result<i128, E> {
+            s.parse().map_err(E::custom)
+        }
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = BalanceAfter;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a balance as a string, or [posted, pending, available] as strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BalanceAfter, E> {
+                let posted = number(v)?;
+                Ok(BalanceAfter {
+                    posted,
+                    pending: 0,
+                    available: posted,
+                })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<BalanceAfter, A::Error> {
+                let mut next = |i: usize| -> Result<i128, A::Error> {
+                    let text: std::borrow::Cow<'de, str> = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self_expecting()))?;
+                    number(&text)
+                };
+                let (posted, pending, available) = (next(0)?, next(1)?, next(2)?);
+                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(serde::de::Error::invalid_length(4, &self_expecting()));
+                }
+                Ok(BalanceAfter {
+                    posted,
+                    pending,
+                    available,
+                })
+            }
+        }
+        fn self_expecting() -> &'static str {
+            "three balances"
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The balances an event states, given back their accounts and currencies from its legs.
+pub(crate) fn balances_with_accounts(
+    legs: &[LegSpec],
+    after: &[BalanceAfter],
+) -> Vec<AccountBalance> {
+    let mut seen: Vec<&AccountCode> = Vec::with_capacity(legs.len());
+    let mut out = Vec::with_capacity(after.len());
+    for leg in legs {
+        if seen.contains(&&leg.account) {
+            continue;
+        }
+        seen.push(&leg.account);
+        if let Some(b) = after.get(out.len()) {
+            out.push(AccountBalance {
+                account: leg.account.clone(),
+                currency: leg.currency.clone(),
+                posted: b.posted,
+                pending: b.pending,
+                available: b.available,
+            });
+        }
+    }
+    out
+}
+
+/// The form events state balances in.
+pub(crate) fn balances_after(balances: &[AccountBalance]) -> Vec<BalanceAfter> {
+    balances.iter().map(BalanceAfter::of).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn balances_after_are_short_when_nothing_is_reserved() {
+        let settled = BalanceAfter {
+            posted: -1200,
+            pending: 0,
+            available: -1200,
+        };
+        let reserved = BalanceAfter {
+            posted: 100,
+            pending: 0,
+            available: 70,
+        };
+        let text = serde_json::to_string(&[settled, reserved]).expect("serialises");
+        assert_eq!(text, r#"["-1200",["100","0","70"]]"#);
+        let back: Vec<BalanceAfter> = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, vec![settled, reserved]);
+        for bad in [r#"12"#, r#"["1","2"]"#, r#"["1","2","3","4"]"#, r#""x""#] {
+            assert!(serde_json::from_str::<BalanceAfter>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn available_subtracts_only_outflows() {

@@ -2,7 +2,7 @@
 
 use crate::account::{Account, AccountCode, AccountStatus, CurrencyCode};
 use crate::amount::Amount;
-use crate::balance::{AccountBalance, Phase, Totals};
+use crate::balance::{AccountBalance, BalanceAfter, Phase, Totals, balances_after};
 use crate::command::{Command, CommandKind, LegSpec, PostPending, ReversalSpec, TransferSpec};
 use crate::error::DomainError;
 use crate::event::{Correction, Event};
@@ -529,8 +529,12 @@ impl<'a> Scratch<'a> {
     }
 
     /// The balances the legs' accounts will have once this command is applied, in leg order without
-    /// repeats: what [`Ledger::balances_of`] gives after `apply`.
-    fn balances(&self, legs: &[LegSpec]) -> Vec<AccountBalance> {
+    /// repeats (what [`Ledger::balances_of`] gives after `apply`), in the form events state them.
+    fn balances(&self, legs: &[LegSpec]) -> Vec<BalanceAfter> {
+        balances_after(&self.account_balances(legs))
+    }
+
+    fn account_balances(&self, legs: &[LegSpec]) -> Vec<AccountBalance> {
         let mut out: Vec<AccountBalance> = Vec::with_capacity(legs.len());
         for leg in legs {
             if out.iter().any(|b| b.account == leg.account) {

@@ -2,7 +2,7 @@
 
 use crate::account::{AccountCode, AccountType, Currency, Limits};
 use crate::amount::Amount;
-use crate::balance::AccountBalance;
+use crate::balance::BalanceAfter;
 use crate::command::{LegSpec, ReversalSpec, TransferSpec};
 use crate::metadata::Metadata;
 use crate::transfer::{ReasonCode, TransferId};
@@ -48,22 +48,22 @@ pub enum Event {
         recorded_at: DateTime<Utc>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         correction: Option<Correction>,
-        /// The balances of the accounts it touched right after it, in leg order: the answer its retries
-        /// get, even once the writer no longer holds the transfer in memory. Events recorded before this
-        /// field existed lack it.
+        /// The balances of the accounts it touched right after it: the answer its retries get, even once
+        /// the writer no longer holds the transfer in memory. Events recorded before this field existed
+        /// lack it.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        balances: Vec<AccountBalance>,
+        balances: Vec<BalanceAfter>,
     },
     /// A two-phase transfer reserved its amounts until `expires_at`.
     TransferReserved {
         transfer: TransferSpec,
         recorded_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-        /// The balances of the accounts it touched right after it, in leg order: the answer its retries
-        /// get, even once the writer no longer holds the transfer in memory. Events recorded before this
-        /// field existed lack it.
+        /// The balances of the accounts it touched right after it: the answer its retries get, even once
+        /// the writer no longer holds the transfer in memory. Events recorded before this field existed
+        /// lack it.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        balances: Vec<AccountBalance>,
+        balances: Vec<BalanceAfter>,
     },
     /// A reservation was settled with `amounts` (one per leg); the rest was released.
     PendingTransferPosted {
@@ -87,11 +87,11 @@ pub enum Event {
         legs: Vec<LegSpec>,
         effective_at: DateTime<Utc>,
         recorded_at: DateTime<Utc>,
-        /// The balances of the accounts it touched right after it, in leg order: the answer its retries
-        /// get, even once the writer no longer holds the transfer in memory. Events recorded before this
-        /// field existed lack it.
+        /// The balances of the accounts it touched right after it: the answer its retries get, even once
+        /// the writer no longer holds the transfer in memory. Events recorded before this field existed
+        /// lack it.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        balances: Vec<AccountBalance>,
+        balances: Vec<BalanceAfter>,
     },
     PeriodClosed {
         through: DateTime<Utc>,

@@ -2,7 +2,7 @@
 
 use crate::account::{Account, AccountCode, AccountStatus, CurrencyCode};
 use crate::amount::Amount;
-use crate::balance::{AccountBalance, Phase, Totals};
+use crate::balance::{AccountBalance, BalanceAfter, Phase, Totals, balances_with_accounts};
 use crate::command::{CommandKind, LegSpec, ReversalSpec, TransferSpec};
 use crate::event::Event;
 use crate::transfer::TransferId;
@@ -152,7 +152,7 @@ impl Ledger {
         let balances = if new.balances.is_empty() {
             self.balances_of(&new.legs)
         } else {
-            new.balances
+            balances_with_accounts(&new.legs, &new.balances)
         };
         let outcome = TransferOutcome {
             transfer_id: id,
@@ -434,5 +434,5 @@ struct NewRecord {
     recorded_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
     /// As the event states them; empty for events older than that field.
-    balances: Vec<AccountBalance>,
+    balances: Vec<BalanceAfter>,
 }

@@ -22,7 +22,7 @@ pub use account::{
     Account, AccountCode, AccountStatus, AccountType, Currency, CurrencyCode, Limits, Side,
 };
 pub use amount::{Amount, AmountError};
-pub use balance::{AccountBalance, Totals};
+pub use balance::{AccountBalance, BalanceAfter, Totals};
 pub use command::{
     Command, CommandKind, LegSpec, PendingSpec, PostPending, ReversalSpec, TransferSpec,
 };

@@ -25,7 +25,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use std::collections::BTreeMap;
     use tally_domain::{
-        AccountBalance, AccountCode, AccountType, Amount, Correction, Currency, CurrencyCode,
+        AccountCode, AccountType, Amount, BalanceAfter, Correction, Currency, CurrencyCode,
         LegSpec, Limits, Metadata, ReasonCode, ReversalSpec, Side, TransferId, TransferSpec,
     };
     use uuid::Uuid;
@@ -99,13 +99,18 @@ mod tests {
                 transfer: spec(1),
                 recorded_at: at,
                 correction: None,
-                balances: vec![AccountBalance {
-                    account: AccountCode::parse("assets:bank:checking").expect("code"),
-                    currency: CurrencyCode::parse("EUR").expect("currency"),
-                    posted: i128::MAX,
-                    pending: -7,
-                    available: i128::MIN,
-                }],
+                balances: vec![
+                    BalanceAfter {
+                        posted: i128::MAX,
+                        pending: -7,
+                        available: i128::MIN,
+                    },
+                    BalanceAfter {
+                        posted: -12_345,
+                        pending: 0,
+                        available: -12_345,
+                    },
+                ],
             },
             Event::TransferPosted {
                 transfer: spec(2),

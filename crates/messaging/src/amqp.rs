@@ -22,12 +22,48 @@ impl Default for AmqpConfig {
     }
 }
 
-pub async fn connect(config: &AmqpConfig) -> Result<Connection, lapin::Error> {
+pub async fn connect(config: &AmqpConfig) -> Result<Session, lapin::Error> {
     let properties = ConnectionProperties::default()
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio)
         .with_connection_name("tally".into());
-    Connection::connect(&config.uri, properties).await
+    Connection::connect(&config.uri, properties)
+        .await
+        .map(|c| Session(Some(c)))
+}
+
+/// A broker connection that is closed when it is dropped. lapin keeps a connection, and the consumers on
+/// it, open until it is closed explicitly; a session that ended with an error, or a task that was
+/// cancelled, would leave its consumer registered, and on a single-active-consumer queue the active one,
+/// holding its unacknowledged messages while the consumer that replaced it waits.
+pub struct Session(Option<Connection>);
+
+impl std::ops::Deref for Session {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        // Only `drop` takes the connection out.
+        self.0
+            .as_ref()
+            .expect("a session holds its connection until dropped")
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(connection) = self.0.take() else {
+            return;
+        };
+        if !connection.status().connected() {
+            return;
+        }
+        // Closing is asynchronous; without a runtime (the process is ending) the socket dies with it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = connection.close(200, "session ended").await;
+            });
+        }
+    }
 }
 
 /// The durable topic exchange all events go through; declaring it is idempotent.

@@ -6,7 +6,7 @@ mod backoff;
 mod message;
 mod relay;
 
-pub use amqp::{AmqpConfig, connect, declare_events_exchange};
+pub use amqp::{AmqpConfig, Session, connect, declare_events_exchange};
 pub use backoff::Backoff;
 pub use message::{EventBatch, PublishedEvent, routing_key};
 pub use relay::{Relay, RelayConfig, RelayError};

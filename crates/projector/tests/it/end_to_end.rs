@@ -2,6 +2,7 @@
 
 use crate::fixtures::*;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tally_messaging::Relay;
 use tally_projector::{Projector, rebuild};
 use tokio::sync::oneshot;
@@ -18,6 +19,35 @@ fn spawn_relay(pool: &PgPool, names: &Names) -> (oneshot::Sender<()>, tokio::tas
 fn spawn_projector(pool: &PgPool, names: &Names) -> tokio::task::JoinHandle<()> {
     let projector = Projector::new(pool.clone(), names.projector());
     tokio::spawn(projector.run(std::future::pending()))
+}
+
+/// A projector as if in a process of its own: with its own connections, which die with it.
+struct Process {
+    task: tokio::task::JoinHandle<()>,
+    pool: PgPool,
+}
+
+impl Process {
+    async fn start(pool: &PgPool, names: &Names) -> Self {
+        let own = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with((*pool.connect_options()).clone())
+            .await
+            .expect("connect");
+        Self {
+            task: spawn_projector(&own, names),
+            pool: own,
+        }
+    }
+
+    /// Stops it wherever it is, and ends its sessions as a killed process's would end, so PostgreSQL
+    /// rolls back what it had open. Aborting the task alone is no kill: a transaction cancelled midway
+    /// can go back to a shared pool still open, holding its row locks.
+    async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        self.pool.close().await;
+    }
 }
 
 #[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
@@ -134,7 +164,7 @@ async fn a_killed_projector_resumes_and_ends_equal_to_a_rebuild(pool: PgPool) {
     let names = Names::unique();
     let traffic = Traffic::start(&pool).await;
     let (stop_relay, relay) = spawn_relay(&pool, &names);
-    let first = spawn_projector(&pool, &names);
+    let mut first = Some(Process::start(&pool, &names).await);
     for i in 0..20u128 {
         traffic
             .must(
@@ -142,9 +172,11 @@ async fn a_killed_projector_resumes_and_ends_equal_to_a_rebuild(pool: PgPool) {
                 transfer(1_000 + i, "equity:capital", "assets:cash", 5),
             )
             .await;
-        if i == 10 {
+        if i == 10
+            && let Some(first) = first.take()
+        {
             // Killed mid-stream: whatever it had not acked is redelivered to its successor.
-            first.abort();
+            first.kill().await;
         }
     }
     let second = spawn_projector(&pool, &names);
@@ -169,7 +201,7 @@ async fn with_two_projectors_the_standby_takes_over_when_the_active_one_dies(poo
     let names = Names::unique();
     let traffic = Traffic::start(&pool).await;
     let (stop_relay, relay) = spawn_relay(&pool, &names);
-    let active = spawn_projector(&pool, &names);
+    let active = Process::start(&pool, &names).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let standby = spawn_projector(&pool, &names);
     traffic.mixed("alpha", 400).await;
@@ -177,7 +209,7 @@ async fn with_two_projectors_the_standby_takes_over_when_the_active_one_dies(poo
         eventually(30, || caught_up(&pool)).await,
         "projection did not catch up"
     );
-    active.abort();
+    active.kill().await;
     // Only the standby is left; its sweep is hours away, so messages alone must carry these events.
     traffic.mixed("beta", 500).await;
     assert!(

@@ -113,7 +113,6 @@ impl Projector {
         mut shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), ProjectionError> {
         let schema = self.config.schema.as_str();
-        catch_up_all(&self.pool, &self.store, schema, &mut |_| {}).await?;
         let connection = connect(&self.config.amqp).await?;
         let channel = connection.create_channel().await?;
         declare_events_exchange(&channel, &self.config.amqp.exchange).await?;
@@ -142,6 +141,11 @@ impl Projector {
                 FieldTable::default(),
             )
             .await?;
+        // Caught up only once the queue is bound: an event committed before the binding is in the store
+        // for this to read, one committed after it is in the queue. The other way round, the events
+        // published between the catch-up and the binding were routed nowhere, and missing until the
+        // ledger's next message or the sweep.
+        catch_up_all(&self.pool, &self.store, schema, &mut |_| {}).await?;
         channel
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await?;

@@ -2,7 +2,7 @@
 
 use crate::account::{Account, AccountCode, CurrencyCode, Limits, Side};
 use crate::amount::i128_string;
-use crate::command::LegSpec;
+use crate::command::{LegSpec, distinct_accounts};
 use crate::error::LimitKind;
 use serde::{Deserialize, Serialize};
 
@@ -239,24 +239,16 @@ pub(crate) fn balances_with_accounts(
     legs: &[LegSpec],
     after: &[BalanceAfter],
 ) -> Vec<AccountBalance> {
-    let mut seen: Vec<&AccountCode> = Vec::with_capacity(legs.len());
-    let mut out = Vec::with_capacity(after.len());
-    for leg in legs {
-        if seen.contains(&&leg.account) {
-            continue;
-        }
-        seen.push(&leg.account);
-        if let Some(b) = after.get(out.len()) {
-            out.push(AccountBalance {
-                account: leg.account.clone(),
-                currency: leg.currency.clone(),
-                posted: b.posted,
-                pending: b.pending,
-                available: b.available,
-            });
-        }
-    }
-    out
+    distinct_accounts(legs)
+        .zip(after)
+        .map(|(leg, b)| AccountBalance {
+            account: leg.account.clone(),
+            currency: leg.currency.clone(),
+            posted: b.posted,
+            pending: b.pending,
+            available: b.available,
+        })
+        .collect()
 }
 
 /// The form events state balances in.

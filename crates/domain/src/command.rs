@@ -96,6 +96,15 @@ impl CommandKind {
     }
 }
 
+/// The legs of distinct accounts, in leg order: the accounts a transfer touches, each once, in the order
+/// its answer and its event list their balances.
+pub fn distinct_accounts(legs: &[LegSpec]) -> impl Iterator<Item = &LegSpec> {
+    legs.iter()
+        .enumerate()
+        .filter(|(i, leg)| legs[..*i].iter().all(|l| l.account != leg.account))
+        .map(|(_, leg)| leg)
+}
+
 /// A transfer as the client asked for it. Kept verbatim so a retry can be compared with the original:
 /// `effective_at` stays `None` when the client left it out, rather than becoming "now".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,9 @@
 use crate::account::{Account, AccountCode, AccountStatus, CurrencyCode};
 use crate::amount::Amount;
 use crate::balance::{AccountBalance, BalanceAfter, Phase, Totals, balances_after};
-use crate::command::{Command, CommandKind, LegSpec, PostPending, ReversalSpec, TransferSpec};
+use crate::command::{
+    Command, CommandKind, LegSpec, PostPending, ReversalSpec, TransferSpec, distinct_accounts,
+};
 use crate::error::DomainError;
 use crate::event::{Correction, Event};
 use crate::ledger::{Ledger, TransferRequest, TransferStatus, apply};
@@ -535,20 +537,16 @@ impl<'a> Scratch<'a> {
     }
 
     fn account_balances(&self, legs: &[LegSpec]) -> Vec<AccountBalance> {
-        let mut out: Vec<AccountBalance> = Vec::with_capacity(legs.len());
-        for leg in legs {
-            if out.iter().any(|b| b.account == leg.account) {
-                continue;
-            }
-            if let Some(acc) = self.ledger.accounts.get(&leg.account) {
+        distinct_accounts(legs)
+            .filter_map(|leg| {
+                let acc = self.ledger.accounts.get(&leg.account)?;
                 let totals = self
                     .touched
                     .get(&leg.account)
                     .map_or(acc.totals, |(_, t)| *t);
-                out.push(AccountBalance::with_totals(acc, &totals));
-            }
-        }
-        out
+                Some(AccountBalance::with_totals(acc, &totals))
+            })
+            .collect()
     }
 
     fn check_limits(&self) -> Result<(), DomainError> {

@@ -3,7 +3,7 @@
 use crate::account::{Account, AccountCode, AccountStatus, CurrencyCode};
 use crate::amount::Amount;
 use crate::balance::{AccountBalance, BalanceAfter, Phase, Totals, balances_with_accounts};
-use crate::command::{CommandKind, LegSpec, ReversalSpec, TransferSpec};
+use crate::command::{CommandKind, LegSpec, ReversalSpec, TransferSpec, distinct_accounts};
 use crate::event::Event;
 use crate::transfer::TransferId;
 use chrono::{DateTime, Utc};
@@ -93,18 +93,10 @@ impl Ledger {
 
     /// Balances of the accounts the legs touch, in leg order without repeats.
     pub fn balances_of(&self, legs: &[LegSpec]) -> Vec<AccountBalance> {
-        let mut seen: Vec<&AccountCode> = Vec::with_capacity(legs.len());
-        let mut out = Vec::with_capacity(legs.len());
-        for leg in legs {
-            if seen.contains(&&leg.account) {
-                continue;
-            }
-            seen.push(&leg.account);
-            if let Some(acc) = self.accounts.get(&leg.account) {
-                out.push(AccountBalance::of(acc));
-            }
-        }
-        out
+        distinct_accounts(legs)
+            .filter_map(|leg| self.accounts.get(&leg.account))
+            .map(AccountBalance::of)
+            .collect()
     }
 
     /// The answers to a transfer command once its events are applied (or found to be a duplicate).

@@ -94,6 +94,14 @@ fn reversal(id: u128, original: u128) -> ReversalSpec {
     }
 }
 
+fn already_reversed(original: u128) -> DomainError {
+    DomainError::NotReversible {
+        field: "original".into(),
+        id: TransferId(Uuid::from_u128(original)),
+        status: TransferStatus::Reversed,
+    }
+}
+
 fn refused(result: Result<ItemResult, tally_writer::WriteError>) -> DomainError {
     match result {
         Ok(Err(e)) => e,
@@ -114,16 +122,9 @@ async fn forgotten_transfers_are_recalled_with_their_answers_and_changes(pool: P
     };
     let writers = setup(&store, config.clone()).await;
     let ledger = main_ledger();
+    let first_transfer = || transfer(Uuid::from_u128(1), "equity:capital", "assets:a", 10);
     let send = |kind: CommandKind| writers.submit(&ledger, sub(kind));
-    let first = accepted(
-        send(transfer(
-            Uuid::from_u128(1),
-            "equity:capital",
-            "assets:a",
-            10,
-        ))
-        .await,
-    );
+    let first = accepted(send(first_transfer()).await);
     accepted(
         send(transfer(
             Uuid::from_u128(2),
@@ -174,26 +175,11 @@ async fn forgotten_transfers_are_recalled_with_their_answers_and_changes(pool: P
         assert_eq!(&again.outcomes, &original.outcomes);
     };
     // In the same process: a retry is refused by the store's key, recalled and answered as before.
-    check(
-        accepted(
-            send(transfer(
-                Uuid::from_u128(1),
-                "equity:capital",
-                "assets:a",
-                10,
-            ))
-            .await,
-        ),
-        &first,
-    );
+    check(accepted(send(first_transfer()).await), &first);
     check(accepted(send(correction.clone()).await), &corrected);
     assert_eq!(
         refused(send(CommandKind::ReverseTransfer(reversal(6, 2))).await),
-        DomainError::NotReversible {
-            field: "original".into(),
-            id: TransferId(Uuid::from_u128(2)),
-            status: TransferStatus::Reversed,
-        }
+        already_reversed(2)
     );
     assert_eq!(
         refused(
@@ -222,18 +208,7 @@ async fn forgotten_transfers_are_recalled_with_their_answers_and_changes(pool: P
     assert_eq!(snapshot.state["transfers"], serde_json::json!({}));
     let restarted = Writers::new(store.clone(), config);
     let send = |kind: CommandKind| restarted.submit(&ledger, sub(kind));
-    check(
-        accepted(
-            send(transfer(
-                Uuid::from_u128(1),
-                "equity:capital",
-                "assets:a",
-                10,
-            ))
-            .await,
-        ),
-        &first,
-    );
+    check(accepted(send(first_transfer()).await), &first);
     assert_eq!(
         refused(
             send(transfer(
@@ -252,11 +227,7 @@ async fn forgotten_transfers_are_recalled_with_their_answers_and_changes(pool: P
     // The reversal above changed transfer 1, and the recall sees it.
     assert_eq!(
         refused(send(CommandKind::ReverseTransfer(reversal(8, 1))).await),
-        DomainError::NotReversible {
-            field: "original".into(),
-            id: TransferId(Uuid::from_u128(1)),
-            status: TransferStatus::Reversed,
-        }
+        already_reversed(1)
     );
     check(accepted(send(correction).await), &corrected);
     restarted.shutdown().await;

@@ -59,9 +59,7 @@ pub enum Event {
         transfer: TransferSpec,
         recorded_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-        /// The balances of the accounts it touched right after it: the answer its retries get, even once
-        /// the writer no longer holds the transfer in memory. Events recorded before this field existed
-        /// lack it.
+        /// As in `TransferPosted`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         balances: Vec<BalanceAfter>,
     },
@@ -87,9 +85,7 @@ pub enum Event {
         legs: Vec<LegSpec>,
         effective_at: DateTime<Utc>,
         recorded_at: DateTime<Utc>,
-        /// The balances of the accounts it touched right after it: the answer its retries get, even once
-        /// the writer no longer holds the transfer in memory. Events recorded before this field existed
-        /// lack it.
+        /// As in `TransferPosted`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         balances: Vec<BalanceAfter>,
     },

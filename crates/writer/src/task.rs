@@ -354,7 +354,8 @@ impl Ledgers {
     }
 
     /// Forgets all but the most recent `keep_transfers` settled transfers, once the state holds that many
-    /// more than after the last trim; only those whose events are committed, so they can be recalled.
+    /// more (at least 64) than after the last trim, so that the pass over every record is paid for by the
+    /// records added since; only those whose events are committed, so they can be recalled.
     fn trim(&mut self, state: &mut Ledger) {
         if state.transfers.len() < self.trim_at {
             return;
@@ -371,26 +372,25 @@ impl Ledgers {
         let suspects = std::mem::take(&mut self.suspects);
         let mut wanted: Vec<TransferId> = Vec::new();
         for item in jobs.iter().flat_map(|j| &j.items) {
-            let mut named = item.kind.existing_transfers();
+            add_missing(state, item.kind.existing_transfers(), &mut wanted);
             if !suspects.is_empty() {
-                named.extend(
-                    item.kind
-                        .created_transfers()
-                        .into_iter()
-                        .filter(|id| suspects.contains(id)),
+                let created = item.kind.created_transfers().into_iter();
+                add_missing(
+                    state,
+                    created.filter(|id| suspects.contains(id)),
+                    &mut wanted,
                 );
             }
-            for id in named {
-                if state.transfer(&id).is_none() && !wanted.contains(&id) {
-                    wanted.push(id);
-                }
-            }
         }
-        if wanted.is_empty() {
+        self.bring_back(state, &wanted).await
+    }
+
+    async fn bring_back(&self, state: &mut Ledger, ids: &[TransferId]) -> Result<(), WriteError> {
+        if ids.is_empty() {
             return Ok(());
         }
-        metrics::counter!("tally_writer_recalled_transfers_total").increment(wanted.len() as u64);
-        recall(&self.store, &self.ledger, state, &wanted).await
+        metrics::counter!("tally_writer_recalled_transfers_total").increment(ids.len() as u64);
+        recall(&self.store, &self.ledger, state, ids).await
     }
 
     /// With every transfer in memory, a retry is recognised before any rule is checked; a refused command
@@ -403,28 +403,18 @@ impl Ledgers {
         decided: &mut Decided,
         at: DateTime<Utc>,
     ) -> Result<(), WriteError> {
-        let forgotten = |state: &Ledger, item: &Submission| -> Vec<TransferId> {
-            let mut ids = item.kind.created_transfers();
-            ids.retain(|id| state.transfer(id).is_none());
-            ids
-        };
         let mut wanted: Vec<TransferId> = Vec::new();
         for (job, results) in jobs.iter().zip(&decided.answers) {
             for (item, result) in job.items.iter().zip(results) {
                 if result.is_err() {
-                    for id in forgotten(&decided.state, item) {
-                        if !wanted.contains(&id) {
-                            wanted.push(id);
-                        }
-                    }
+                    add_missing(&decided.state, item.kind.created_transfers(), &mut wanted);
                 }
             }
         }
         if wanted.is_empty() {
             return Ok(());
         }
-        metrics::counter!("tally_writer_recalled_transfers_total").increment(wanted.len() as u64);
-        recall(&self.store, &self.ledger, &mut decided.state, &wanted).await?;
+        self.bring_back(&mut decided.state, &wanted).await?;
         let state = &decided.state;
         let recalled = |item: &Submission| {
             item.kind
@@ -525,6 +515,19 @@ impl Ledgers {
                 Err(error) => tracing::warn!(ledger = %ledger, %error, "snapshot not saved"),
             }
         }));
+    }
+}
+
+/// Adds to `wanted`, once each, the `ids` that `state` does not hold.
+fn add_missing(
+    state: &Ledger,
+    ids: impl IntoIterator<Item = TransferId>,
+    wanted: &mut Vec<TransferId>,
+) {
+    for id in ids {
+        if state.transfer(&id).is_none() && !wanted.contains(&id) {
+            wanted.push(id);
+        }
     }
 }
 

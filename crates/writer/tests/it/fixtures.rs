@@ -93,6 +93,15 @@ pub async fn setup(store: &EventStore, config: WriterConfig) -> Writers {
     writers
 }
 
+/// The main ledger's newest snapshot, which the test expects to exist.
+pub async fn latest_snapshot(store: &EventStore) -> tally_eventstore::Snapshot {
+    store
+        .latest_snapshot(main_ledger().as_str())
+        .await
+        .expect("read")
+        .expect("a snapshot exists")
+}
+
 /// The ledger folded from the whole stream, without snapshots.
 pub async fn replay(store: &EventStore, ledger: &LedgerId) -> Ledger {
     let mut state = Ledger::default();

@@ -199,11 +199,7 @@ async fn forgotten_transfers_are_recalled_with_their_answers_and_changes(pool: P
     writers.shutdown().await;
 
     // A new process starts from a snapshot that holds no settled transfer.
-    let snapshot = store
-        .latest_snapshot("main")
-        .await
-        .expect("read")
-        .expect("a snapshot exists");
+    let snapshot = latest_snapshot(&store).await;
     assert!(snapshot.version > 100, "snapshot at {}", snapshot.version);
     assert_eq!(snapshot.state["transfers"], serde_json::json!({}));
     let restarted = Writers::new(store.clone(), config);

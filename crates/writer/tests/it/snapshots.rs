@@ -32,11 +32,7 @@ async fn a_ledger_with_a_snapshot_loads_the_same_state_as_a_full_replay(pool: Pg
         );
     }
     writers.shutdown().await;
-    let snapshot = store
-        .latest_snapshot("main")
-        .await
-        .expect("read")
-        .expect("a snapshot exists");
+    let snapshot = latest_snapshot(&store).await;
     // A snapshot is due once the events since the last one reach both `snapshot_every` and half the
     // state's size: at 10 (9 accounts and transfers) and at 20 (19); at 35 the state holds 34, so the 15
     // events since 20 are not yet enough.

@@ -12,6 +12,7 @@ use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use tally_domain::{Amount, Envelope, Event, LegSpec, Side};
 use tally_eventstore::EventStore;
 use tokio::sync::mpsc;
@@ -35,6 +36,8 @@ fn json_str<T: serde::Serialize>(value: &T) -> String {
 }
 
 struct AccountRow {
+    /// The code again, shared by the account's entries instead of copied into each.
+    code: Arc<str>,
     account_type: String,
     normal: Side,
     currency: String,
@@ -50,7 +53,7 @@ struct AccountRow {
 struct TransferRow {
     status: &'static str,
     legs: Vec<LegSpec>,
-    posted: Option<Value>,
+    posted: Option<Vec<Amount>>,
     effective_at: DateTime<Utc>,
     recorded_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
@@ -65,7 +68,7 @@ struct TransferRow {
 }
 
 struct EntryRow {
-    account: String,
+    account: Arc<str>,
     effective_at: DateTime<Utc>,
     version: i64,
     leg: i32,
@@ -86,14 +89,49 @@ pub(crate) struct Fold {
     version: i64,
     position: i64,
     accounts: BTreeMap<String, AccountRow>,
-    transfers: HashMap<Uuid, TransferRow>,
+    /// In creation order, which is the order they are loaded in; `transfer_at` finds one by id.
+    transfers: Vec<(Uuid, TransferRow)>,
+    transfer_at: HashMap<Uuid, usize>,
     entries: Vec<EntryRow>,
     volumes: BTreeMap<(String, NaiveDate), (String, i128, i128, i64)>,
 }
 
 impl Fold {
+    /// A fold sized for a stream of `events` events, most of them two-leg transfers. Reserved but
+    /// untouched capacity costs nothing, while growing these by doubling copies hundreds of megabytes
+    /// into freshly faulted pages: that was a sixth of a large rebuild's time.
+    fn sized_for(events: i64) -> Self {
+        let events = usize::try_from(events).unwrap_or(0);
+        Self {
+            transfers: Vec::with_capacity(events),
+            transfer_at: HashMap::with_capacity(events),
+            entries: Vec::with_capacity(events.saturating_mul(2)),
+            ..Self::default()
+        }
+    }
+
     fn account(&mut self, code: &str) -> Option<&mut AccountRow> {
         self.accounts.get_mut(code)
+    }
+
+    fn transfer(&self, id: &Uuid) -> Option<&TransferRow> {
+        self.transfer_at.get(id).map(|&i| &self.transfers[i].1)
+    }
+
+    fn transfer_mut(&mut self, id: &Uuid) -> Option<&mut TransferRow> {
+        self.transfer_at.get(id).map(|&i| &mut self.transfers[i].1)
+    }
+
+    /// Records a new transfer. Ids are unique per ledger; should one come again, the later row wins,
+    /// in its original place.
+    fn insert_transfer(&mut self, id: Uuid, row: TransferRow) {
+        match self.transfer_at.get(&id) {
+            Some(&i) => self.transfers[i].1 = row,
+            None => {
+                self.transfer_at.insert(id, self.transfers.len());
+                self.transfers.push((id, row));
+            }
+        }
     }
 
     fn pending(&mut self, leg: &LegSpec, delta: i128, v: i64) {
@@ -114,12 +152,16 @@ impl Fold {
         amount: i128,
         effective_at: DateTime<Utc>,
     ) {
-        if let Some(a) = self.account(leg.account.as_str()) {
-            a.totals[if leg.side == Side::Debit { 0 } else { 1 }] += amount;
-            a.version = at.version;
-        }
+        let account = match self.account(leg.account.as_str()) {
+            Some(a) => {
+                a.totals[if leg.side == Side::Debit { 0 } else { 1 }] += amount;
+                a.version = at.version;
+                a.code.clone()
+            }
+            None => Arc::from(leg.account.as_str()),
+        };
         self.entries.push(EntryRow {
-            account: leg.account.as_str().to_owned(),
+            account,
             effective_at,
             version: at.version,
             leg: i as i32,
@@ -160,6 +202,7 @@ impl Fold {
                 self.accounts.insert(
                     code.as_str().to_owned(),
                     AccountRow {
+                        code: Arc::from(code.as_str()),
                         account_type: json_str(&account_type),
                         normal: account_type.normal_side(),
                         currency: currency.code.as_str().to_owned(),
@@ -202,11 +245,11 @@ impl Fold {
                     self.post(&at, id, description, i, leg, leg.amount.get(), effective_at);
                 }
                 let amounts: Vec<Amount> = transfer.legs.iter().map(|l| l.amount).collect();
-                self.transfers.insert(
+                self.insert_transfer(
                     id,
                     TransferRow {
                         status: "posted",
-                        posted: Some(serde_json::to_value(amounts).unwrap_or_default()),
+                        posted: Some(amounts),
                         effective_at,
                         recorded_at: recorded,
                         expires_at: None,
@@ -231,7 +274,7 @@ impl Fold {
                 for leg in &transfer.legs {
                     self.pending(leg, leg.amount.get(), v);
                 }
-                self.transfers.insert(
+                self.insert_transfer(
                     transfer.id.0,
                     TransferRow {
                         status: "pending",
@@ -258,8 +301,7 @@ impl Fold {
                 ..
             } => {
                 let Some((legs, description)) = self
-                    .transfers
-                    .get(&id.0)
+                    .transfer(&id.0)
                     .map(|t| (t.legs.clone(), t.description.clone()))
                 else {
                     return;
@@ -268,9 +310,9 @@ impl Fold {
                     self.pending(leg, -leg.amount.get(), v);
                     self.post(&at, id.0, &description, i, leg, amount.get(), effective_at);
                 }
-                if let Some(t) = self.transfers.get_mut(&id.0) {
+                if let Some(t) = self.transfer_mut(&id.0) {
                     t.status = "posted";
-                    t.posted = Some(serde_json::to_value(&amounts).unwrap_or_default());
+                    t.posted = Some(amounts);
                     t.effective_at = effective_at;
                     t.version = v;
                 }
@@ -287,17 +329,17 @@ impl Fold {
                 for (i, leg) in legs.iter().enumerate() {
                     self.post(&at, id, "", i, leg, leg.amount.get(), effective_at);
                 }
-                if let Some(original) = self.transfers.get_mut(&reversal.original.0) {
+                if let Some(original) = self.transfer_mut(&reversal.original.0) {
                     original.status = "reversed";
                     original.reversed_by = Some(id);
                     original.version = v;
                 }
                 let amounts: Vec<Amount> = legs.iter().map(|l| l.amount).collect();
-                self.transfers.insert(
+                self.insert_transfer(
                     id,
                     TransferRow {
                         status: "posted",
-                        posted: Some(serde_json::to_value(amounts).unwrap_or_default()),
+                        posted: Some(amounts),
                         effective_at,
                         recorded_at: recorded,
                         expires_at: None,
@@ -325,13 +367,13 @@ impl Fold {
     }
 
     fn release(&mut self, id: Uuid, status: &'static str, v: i64) {
-        let Some(legs) = self.transfers.get(&id).map(|t| t.legs.clone()) else {
+        let Some(legs) = self.transfer(&id).map(|t| t.legs.clone()) else {
             return;
         };
         for leg in &legs {
             self.pending(leg, -leg.amount.get(), v);
         }
-        if let Some(t) = self.transfers.get_mut(&id) {
+        if let Some(t) = self.transfer_mut(&id) {
             t.status = status;
             t.version = v;
         }
@@ -437,7 +479,7 @@ pub(crate) async fn fold_ledger(
     ledger: &str,
     head: i64,
 ) -> Result<Fold, ProjectionError> {
-    let mut fold = Fold::default();
+    let mut fold = Fold::sized_for(head);
     let mut pages = read_ahead(store.clone(), ledger.to_owned(), head);
     while let Some(page) = pages.recv().await {
         for (version, position, recorded_at, event) in page? {
@@ -494,13 +536,11 @@ pub(crate) async fn write_ledger(
 
 async fn send_transfers(
     ledger: String,
-    transfers: HashMap<Uuid, TransferRow>,
+    transfers: Vec<(Uuid, TransferRow)>,
     sink: Sink,
 ) -> Result<(), ProjectionError> {
-    // In creation order, the order of the index listings page by (and close to that of the one by
-    // last change), so that its build finds them sorted.
-    let mut transfers: Vec<(Uuid, TransferRow)> = transfers.into_iter().collect();
-    transfers.sort_unstable_by_key(|(_, t)| t.created_version);
+    // The fold keeps them in creation order, the order of the index listings page by (and close to
+    // that of the one by last change), so that its build finds them sorted.
     let mut rows = CopyRows::new();
     for (id, t) in &transfers {
         rows.text(&ledger).uuid(*id).text(t.status).json(&t.legs);
@@ -547,7 +587,7 @@ async fn send_entries(
         if i == 0 || entries[i - 1].account != e.account {
             running = 0;
         }
-        let normal = normals.get(&e.account).copied().unwrap_or(Side::Debit);
+        let normal = normals.get(&*e.account).copied().unwrap_or(Side::Debit);
         running += if e.side == normal {
             e.amount
         } else {

@@ -104,6 +104,11 @@ impl IndexPlan {
                 sqlx::query("set local synchronize_seqscans = off")
                     .execute(&mut *tx)
                     .await?;
+                // These builds already run side by side, one per core: parallel workers would only
+                // oversubscribe the cores, and split the sort memory so that each spills to disk.
+                sqlx::query("set local max_parallel_maintenance_workers = 0")
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(sql).execute(&mut *tx).await?;
                 tx.commit().await?;
                 tracing::debug!(

@@ -81,6 +81,7 @@ pub async fn project_batches(
         return Ok(0);
     }
     let ledgers: Vec<&str> = by_ledger.keys().map(String::as_str).collect();
+    let started = std::time::Instant::now();
     // The commit need not wait for its WAL flush: the read models and their checkpoints derive from
     // the store, and a commit lost in a crash takes its checkpoint with it, so the next message's gap
     // fill (or the sweep) projects those events again. Waiting for the flush was most of a small
@@ -92,6 +93,7 @@ pub async fn project_batches(
             quote_ident(schema)
         ))
         .await?;
+    let began = started.elapsed();
     // Creates missing checkpoint rows and locks all of them in one statement (the no-op update locks an
     // existing row as `for update` would). The row locks serialise every projector instance (and the
     // catch-up sweep) per ledger; rows are locked in the order they are sorted.
@@ -107,6 +109,7 @@ pub async fn project_batches(
     .await?
     .into_iter()
     .collect();
+    let locked = started.elapsed();
     let mut changes = Changes::default();
     let mut moved: Vec<Moved> = Vec::new();
     let mut duplicates = 0u64;
@@ -155,8 +158,19 @@ pub async fn project_batches(
             moved.push((ledger, at.version, position, at.recorded_at));
         }
     }
+    let applied_at = started.elapsed();
     changes.finish(&mut tx, PROJECTION, &moved).await?;
+    let written = started.elapsed();
     tx.commit().await?;
+    // Where a group's time goes, round trip by round trip: on busy cores most of it is waiting.
+    tracing::debug!(
+        begin_ms = began.as_secs_f64() * 1e3,
+        lock_ms = (locked - began).as_secs_f64() * 1e3,
+        apply_ms = (applied_at - locked).as_secs_f64() * 1e3,
+        write_ms = (written - applied_at).as_secs_f64() * 1e3,
+        commit_ms = (started.elapsed() - written).as_secs_f64() * 1e3,
+        "group timing"
+    );
     if duplicates > 0 {
         metrics::counter!("tally_projection_duplicates_total").increment(duplicates);
     }

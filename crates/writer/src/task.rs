@@ -103,6 +103,18 @@ struct Decided {
     answers: Vec<Vec<ItemResult>>,
 }
 
+/// Commands gathered during a statement beyond which they are decided before it ends: below it, deciding
+/// is quick next to appending and a larger batch is worth more than the overlap.
+const EAGER_ITEMS: usize = 512;
+
+/// A batch decided but not yet handed to a committer.
+struct Prepared {
+    jobs: Vec<Job>,
+    /// The ledger's version it was decided on.
+    base: u64,
+    decided: Decided,
+}
+
 /// A decided batch whose answers wait for its commit, or for its predecessor's when it appends nothing.
 struct Flight {
     jobs: Vec<Job>,
@@ -187,9 +199,20 @@ impl Ledgers {
     async fn send(
         &mut self,
         jobs: Vec<Job>,
-        mut state: Ledger,
+        state: Ledger,
         head: Option<[u8; 32]>,
     ) -> Result<Option<Flight>, (Vec<Job>, WriteError)> {
+        let prepared = self.prepare(jobs, state).await?;
+        self.dispatch(prepared, head).await
+    }
+
+    /// Decides `jobs` against `state`, without sending anything yet: the pipeline decides the next batch
+    /// while its predecessor's statement runs, and sends it once that statement says which head to chain on.
+    async fn prepare(
+        &mut self,
+        jobs: Vec<Job>,
+        mut state: Ledger,
+    ) -> Result<Prepared, (Vec<Job>, WriteError)> {
         self.trim(&mut state);
         if let Err(e) = self.recall(&mut state, &jobs).await {
             return Err((jobs, e));
@@ -202,6 +225,24 @@ impl Ledgers {
         if let Err(e) = self.recheck_refusals(&jobs, &mut decided, at).await {
             return Err((jobs, e));
         }
+        Ok(Prepared {
+            jobs,
+            base,
+            decided,
+        })
+    }
+
+    /// Hands a decided batch to a committer, chained on `head` if given (see [`Self::send`]).
+    async fn dispatch(
+        &mut self,
+        prepared: Prepared,
+        head: Option<[u8; 32]>,
+    ) -> Result<Option<Flight>, (Vec<Job>, WriteError)> {
+        let Prepared {
+            jobs,
+            base,
+            decided,
+        } = prepared;
         if decided.events.is_empty() {
             if head.is_none() {
                 self.cached = Some(decided.state);
@@ -253,32 +294,84 @@ impl Ledgers {
 
     /// Follows `flight` and every batch chained after it until the queue is empty. Returns the jobs to
     /// decide again after a conflict (the cached state is then dropped); every other job is answered.
+    ///
+    /// Jobs that arrive while a batch's statement runs are gathered; once they are many (large batches,
+    /// where deciding takes as long as appending), they are decided at once on that batch's state, so the
+    /// ledger's deciding overlaps the database's work instead of alternating with it. Either way the next
+    /// batch is sent only once the statement has run and named the head to chain on.
     async fn pipeline(&mut self, mut flight: Flight, queue: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+        let mut open = true;
         loop {
+            let mut waiting: Vec<Job> = Vec::new();
+            let mut prepared: Option<Prepared> = None;
             // The head this batch leaves behind, once its statement has run. A committer that fails the
             // group, or appends the stream on its own after a unique violation, never says: no chaining.
             let head = match &mut flight.commit {
-                Some(commit) => (&mut commit.appended).await.ok(),
+                Some(commit) => loop {
+                    tokio::select! {
+                        biased;
+                        head = &mut commit.appended => break head.ok(),
+                        job = queue.recv(), if open && prepared.is_none() && flight.state.is_some() => {
+                            let Some(job) = job else {
+                                open = false;
+                                continue;
+                            };
+                            waiting.push(job);
+                            take_waiting(queue, &mut waiting, self.config.max_batch_items);
+                            let items: usize = waiting.iter().map(|j| j.items.len()).sum();
+                            if items >= EAGER_ITEMS
+                                && let Some(state) = flight.state.take()
+                            {
+                                if self.snapshot_due(&state) {
+                                    flight.snapshot = self.serialise(&state);
+                                }
+                                match self.prepare(std::mem::take(&mut waiting), state).await {
+                                    Ok(ready) => prepared = Some(ready),
+                                    Err((jobs, e)) => self.fail(jobs, e),
+                                }
+                            }
+                        }
+                    }
+                },
                 None => flight.decided_on,
             };
             let mut next = None;
-            if let Some(head) = head {
-                let mut waiting = Vec::new();
-                take_waiting(queue, &mut waiting, self.config.max_batch_items);
-                if !waiting.is_empty()
-                    && let Some(state) = flight.state.take()
-                {
-                    if self.snapshot_due(&state) {
-                        flight.snapshot = self.serialise(&state);
-                    }
-                    match self.send(waiting, state, Some(head)).await {
-                        Ok(chained) => next = chained,
-                        Err((jobs, e)) => self.fail(jobs, e),
+            // Taken from the queue but with nothing to chain on: decided again once this batch has settled.
+            let mut unsent = Vec::new();
+            match (head, prepared) {
+                (Some(head), Some(ready)) => match self.dispatch(ready, Some(head)).await {
+                    Ok(chained) => next = chained,
+                    Err((jobs, e)) => self.fail(jobs, e),
+                },
+                (Some(head), None) => {
+                    take_waiting(queue, &mut waiting, self.config.max_batch_items);
+                    if !waiting.is_empty()
+                        && let Some(state) = flight.state.take()
+                    {
+                        if self.snapshot_due(&state) {
+                            flight.snapshot = self.serialise(&state);
+                        }
+                        match self.send(waiting, state, Some(head)).await {
+                            Ok(chained) => next = chained,
+                            Err((jobs, e)) => self.fail(jobs, e),
+                        }
                     }
                 }
+                (None, Some(ready)) => unsent = ready.jobs,
+                (None, None) => unsent = waiting,
             }
             let outcome = settle(&mut flight).await;
             match outcome {
+                Ok(()) if !unsent.is_empty() => {
+                    // Decided again from this batch's state, or from a reload if an early decision took it.
+                    self.durable = flight.version;
+                    answer(flight.jobs, flight.answers);
+                    if let Some(snapshot) = flight.snapshot.take() {
+                        self.start_snapshot(snapshot);
+                    }
+                    self.cached = flight.state.take();
+                    return unsent;
+                }
                 Ok(()) => {
                     self.durable = flight.version;
                     answer(flight.jobs, flight.answers);
@@ -304,7 +397,7 @@ impl Ledgers {
                     // Whatever was chained on this batch is resolved before the ledger is reloaded, so the
                     // reload sees it if it did commit (possible only if this batch's fate was unknown).
                     self.cached = None;
-                    let mut retry = Vec::new();
+                    let mut retry = unsent;
                     self.sort_out(flight.jobs, failure, &mut retry);
                     if let Some(mut chained) = next {
                         match settle(&mut chained).await {

@@ -277,6 +277,72 @@ async fn pipelined_batches_of_two_instances_on_one_ledger_lose_and_double_nothin
     second.shutdown().await;
 }
 
+/// Large batches that arrive while a batch appends are decided before its statement ends (the overlap the
+/// batch endpoint lives on), then sent chained on its head. With two instances racing on one ledger, those
+/// early decisions keep resting on predecessors that lost the race: each must be decided again, and every
+/// transfer committed exactly once.
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn large_batches_decided_during_an_append_lose_and_double_nothing(pool: PgPool) {
+    const CALLERS: u32 = 6;
+    const ROUNDS: u32 = 3;
+    // Above the writer's threshold for deciding early.
+    const ITEMS: u32 = 600;
+    // One caller's batch per transaction, so the others' arrive while it appends.
+    let config = WriterConfig {
+        max_batch_items: ITEMS as usize,
+        ..WriterConfig::default()
+    };
+    let store = EventStore::new(pool.clone());
+    let first = setup(&store, config.clone()).await;
+    let second = Writers::new(EventStore::new(pool), config);
+    let ledger = main_ledger();
+    let mut tasks = Vec::new();
+    for caller in 0..CALLERS {
+        let writers = if caller % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut versions = Vec::new();
+            for round in 0..ROUNDS {
+                let items = (0..ITEMS)
+                    .map(|i| {
+                        let id = Uuid::from_u128(
+                            u128::from(caller) << 64 | u128::from(round) << 32 | u128::from(i),
+                        );
+                        sub(transfer(id, "equity:capital", "assets:b", 5))
+                    })
+                    .collect();
+                let results = writers
+                    .submit_batch(&ledger, items, false)
+                    .await
+                    .expect("batch answered");
+                for result in results {
+                    let accepted = result.expect("every transfer is accepted");
+                    assert!(!accepted.duplicate, "a fresh id answered as a duplicate");
+                    versions.push(accepted.version);
+                }
+            }
+            versions
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(120), t)
+            .await
+            .expect("every batch is answered");
+        versions.extend(answered.expect("caller task"));
+    }
+    let total = u64::from(CALLERS * ROUNDS * ITEMS);
+    versions.sort_unstable();
+    assert_eq!(versions, (5..=4 + total).collect::<Vec<u64>>());
+    assert_books(&store, &ledger, 4 + total, i128::from(total) * 5).await;
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
 /// The ledger replays to `version` with `posted` on `assets:b`, and its hash chain is intact.
 async fn assert_books(store: &EventStore, ledger: &LedgerId, version: u64, posted: i128) {
     let state = replay(store, ledger).await;

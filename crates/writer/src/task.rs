@@ -295,15 +295,18 @@ impl Ledgers {
     /// Follows `flight` and every batch chained after it until the queue is empty. Returns the jobs to
     /// decide again after a conflict (the cached state is then dropped); every other job is answered.
     ///
-    /// Jobs that arrive while a batch's statement runs are gathered; once they are many (large batches,
-    /// where deciding takes as long as appending), they are decided at once on that batch's state, so the
-    /// ledger's deciding overlaps the database's work instead of alternating with it. Either way the next
+    /// Behind a large batch, jobs that arrive while its statement runs are gathered, and once they are
+    /// many (where deciding takes as long as appending) decided at once on its state: the ledger's
+    /// deciding then overlaps the database's work instead of alternating with it. Either way the next
     /// batch is sent only once the statement has run and named the head to chain on.
     async fn pipeline(&mut self, mut flight: Flight, queue: &mut mpsc::Receiver<Job>) -> Vec<Job> {
         let mut open = true;
         loop {
             let mut waiting: Vec<Job> = Vec::new();
             let mut prepared: Option<Prepared> = None;
+            // Only behind a large batch: waking for every single command that arrives during a small one
+            // costs more than deciding a few dozen commands takes.
+            let eager = flight.jobs.iter().map(|j| j.items.len()).sum::<usize>() >= EAGER_ITEMS;
             // The head this batch leaves behind, once its statement has run. A committer that fails the
             // group, or appends the stream on its own after a unique violation, never says: no chaining.
             let head = match &mut flight.commit {
@@ -311,7 +314,7 @@ impl Ledgers {
                     tokio::select! {
                         biased;
                         head = &mut commit.appended => break head.ok(),
-                        job = queue.recv(), if open && prepared.is_none() && flight.state.is_some() => {
+                        job = queue.recv(), if eager && open && prepared.is_none() && flight.state.is_some() => {
                             let Some(job) = job else {
                                 open = false;
                                 continue;

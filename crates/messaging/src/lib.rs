@@ -8,5 +8,5 @@ mod relay;
 
 pub use amqp::{AmqpConfig, Session, connect, declare_events_exchange};
 pub use backoff::Backoff;
-pub use message::{EventBatch, PublishedEvent, routing_key};
+pub use message::{EventBatch, PublishedEvent, ReceivedBatch, ReceivedEvent, routing_key};
 pub use relay::{Relay, RelayConfig, RelayError};

@@ -25,6 +25,31 @@ pub struct PublishedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// A message as a consumer reads it: the payloads stay raw JSON text, so a consumer that decodes them
+/// parses each once, straight into its own types, and one that needs only the versions never builds them.
+/// Fields a consumer has no use for (event ids, metadata) are skipped.
+#[derive(Debug, Deserialize)]
+pub struct ReceivedBatch {
+    pub ledger: String,
+    pub events: Vec<ReceivedEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReceivedEvent {
+    pub position: i64,
+    pub version: i64,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: Box<serde_json::value::RawValue>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl ReceivedBatch {
+    pub fn last_version(&self) -> i64 {
+        self.events.last().map_or(0, |e| e.version)
+    }
+}
+
 impl From<RecordedEvent> for PublishedEvent {
     fn from(e: RecordedEvent) -> Self {
         Self {
@@ -139,5 +164,28 @@ mod tests {
             ]
         );
         assert_eq!(routing_key("main", "TransferPosted"), "main.TransferPosted");
+    }
+
+    #[test]
+    fn a_consumer_reads_what_the_relay_publishes_with_each_payload_as_it_was() {
+        let mut first = recorded("main", 7, "TransferPosted");
+        first.payload =
+            serde_json::json!({"id": "t-1", "legs": [{"amount": "12"}], "note": "é\"q"});
+        let mut second = recorded("main", 8, "TransferPosted");
+        second.payload = serde_json::json!({"id": "t-2", "legs": []});
+        let payloads = [first.payload.clone(), second.payload.clone()];
+        let batches = runs(vec![first, second], 10);
+        let wire = serde_json::to_vec(&batches[0]).expect("serialises");
+        let received: ReceivedBatch = serde_json::from_slice(&wire).expect("parses");
+        assert_eq!(received.ledger, "main");
+        assert_eq!(received.last_version(), 8);
+        let versions: Vec<i64> = received.events.iter().map(|e| e.version).collect();
+        assert_eq!(versions, vec![7, 8]);
+        for (event, payload) in received.events.iter().zip(&payloads) {
+            assert_eq!(event.event_type, "TransferPosted");
+            let parsed: serde_json::Value =
+                serde_json::from_str(event.payload.get()).expect("payload is JSON");
+            assert_eq!(&parsed, payload);
+        }
     }
 }

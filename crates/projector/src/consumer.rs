@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::time::Duration;
 use tally_eventstore::EventStore;
-use tally_messaging::{AmqpConfig, Backoff, EventBatch, connect, declare_events_exchange};
+use tally_messaging::{AmqpConfig, Backoff, ReceivedBatch, connect, declare_events_exchange};
 
 /// Messages applied in one transaction at most: bounds the transaction's size and the work redone if
 /// it fails. The prefetch bounds it too.
@@ -24,7 +24,7 @@ const MAX_GROUP_EVENTS: usize = 20_000;
 
 /// Decodes a message into `batches`; returns its number of events.
 fn take(data: &[u8], batches: &mut Vec<(String, Vec<StoredEvent>)>) -> usize {
-    match serde_json::from_slice::<EventBatch>(data) {
+    match serde_json::from_slice::<ReceivedBatch>(data) {
         Ok(batch) => {
             let events = batch.events.len();
             batches.push((

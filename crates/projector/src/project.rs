@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_domain::{Envelope, Event};
 use tally_eventstore::{EventStore, MAX_READ_LIMIT, RecordedEvent};
-use tally_messaging::PublishedEvent;
+use tally_messaging::ReceivedEvent;
 
 /// The name of the projection that keeps every table of the `read` schema.
 pub const PROJECTION: &str = "ledger";
@@ -22,18 +22,19 @@ pub struct StoredEvent {
     pub recorded_at: DateTime<Utc>,
     pub event_type: String,
     pub schema_version: i32,
-    pub payload: serde_json::Value,
+    /// The payload as JSON text, parsed once, straight into the event.
+    pub payload: Box<str>,
 }
 
-impl From<PublishedEvent> for StoredEvent {
-    fn from(e: PublishedEvent) -> Self {
+impl From<ReceivedEvent> for StoredEvent {
+    fn from(e: ReceivedEvent) -> Self {
         Self {
             version: e.version,
             position: e.position,
             recorded_at: e.recorded_at,
             event_type: e.event_type,
             schema_version: e.schema_version,
-            payload: e.payload,
+            payload: e.payload.into(),
         }
     }
 }
@@ -46,7 +47,7 @@ impl From<RecordedEvent> for StoredEvent {
             recorded_at: e.recorded_at,
             event_type: e.event_type,
             schema_version: e.schema_version,
-            payload: e.payload,
+            payload: e.payload.to_string().into_boxed_str(),
         }
     }
 }
@@ -128,7 +129,7 @@ pub async fn project_batches(
                 schema_version: stored.schema_version,
                 recorded_at: stored.recorded_at,
             };
-            let event = Event::decode(envelope, stored.payload).map_err(|e| {
+            let event = Event::decode_str(envelope, &stored.payload).map_err(|e| {
                 ProjectionError::Undecodable {
                     ledger: ledger.clone(),
                     version: stored.version,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use tally_messaging::{AmqpConfig, Backoff, EventBatch, connect, declare_events_exchange};
+use tally_messaging::{AmqpConfig, Backoff, ReceivedBatch, connect, declare_events_exchange};
 
 use crate::cache::AnswerCache;
 use crate::versions::Versions;
@@ -90,7 +90,7 @@ impl Invalidation {
                         return Err(lapin::Error::InvalidChannelState(lapin::ChannelState::Closed));
                     };
                     let delivery = delivery?;
-                    match serde_json::from_slice::<EventBatch>(&delivery.data) {
+                    match serde_json::from_slice::<ReceivedBatch>(&delivery.data) {
                         Ok(batch) => self.versions.seen(&batch.ledger, batch.last_version()),
                         Err(error) => tracing::warn!(%error, "undecodable event message ignored"),
                     }

@@ -100,6 +100,22 @@ pub struct PayloadEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// What publishing an event needs, with the payload as JSON text: the relay forwards it as it is, where
+/// a parsed `Value` would be built only to be written out again.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PublishableEvent {
+    pub position: i64,
+    pub stream_id: String,
+    pub version: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: String,
+    #[sqlx(json)]
+    pub metadata: EventMetadata,
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// An event as recorded. Serialises with the hashes as lowercase hex, the form exports use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct RecordedEvent {

@@ -23,7 +23,7 @@ mod verify;
 
 pub use canonical::{CanonicalJson, canonical_json, to_canonical_string};
 pub use error::StoreError;
-pub use event::{EventMetadata, NewEvent, PayloadEvent, RecordedEvent};
+pub use event::{EventMetadata, NewEvent, PayloadEvent, PublishableEvent, RecordedEvent};
 pub use hash::{EventFields, GENESIS_HASH, canonical_bytes, event_hash};
 pub use snapshot::{KEPT_SNAPSHOTS, Snapshot};
 pub use store::{

@@ -9,7 +9,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::event::{NewEvent, PayloadEvent, RecordedEvent};
+use crate::event::{NewEvent, PayloadEvent, PublishableEvent, RecordedEvent};
 use crate::hash::{EventFields, GENESIS_HASH, event_hash};
 
 /// The most events one read returns, whatever limit the caller asks for: a page must fit comfortably in
@@ -22,6 +22,21 @@ macro_rules! event_columns {
         "position, stream_id, version, event_id, event_type, schema_version, payload, metadata, \
          recorded_at, transfer_id, prev_hash, hash"
     };
+}
+
+/// A row of the global log as one of its readers wants it.
+trait LogRow: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin {
+    /// The select list over `events`.
+    const COLUMNS: &'static str;
+}
+
+impl LogRow for RecordedEvent {
+    const COLUMNS: &'static str = event_columns!();
+}
+
+impl LogRow for PublishableEvent {
+    const COLUMNS: &'static str = "position, stream_id, version, event_id, event_type, schema_version, \
+         payload::text as payload, metadata, recorded_at";
 }
 
 /// The outcome of a successful append.
@@ -401,6 +416,23 @@ impl EventStore {
         after_position: i64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all_as(after_position, limit).await
+    }
+
+    /// [`EventStore::read_all`] with only what publishing needs, the payloads as JSON text.
+    pub async fn read_all_publishable(
+        &self,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<PublishableEvent>, StoreError> {
+        self.read_all_as(after_position, limit).await
+    }
+
+    async fn read_all_as<T: LogRow>(
+        &self,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<T>, StoreError> {
         let limit = clamp_limit(limit);
         // A statement of its own: the read below then takes a newer snapshot, which sees every writer that
         // ended while the horizon was being decided.
@@ -408,33 +440,33 @@ impl EventStore {
             .fetch_one(&self.pool)
             .await?;
         if after_position <= 0 {
-            let events = sqlx::query_as(concat!(
-                "select ",
-                event_columns!(),
-                " from events where tx < $2::xid8 order by tx, position limit $1"
-            ))
-            .bind(limit)
-            .bind(&horizon)
-            .fetch_all(&self.pool)
-            .await?;
+            let sql = format!(
+                "select {} from events where tx < $2::xid8 order by tx, position limit $1",
+                T::COLUMNS
+            );
+            let events = sqlx::query_as(&sql)
+                .bind(limit)
+                .bind(&horizon)
+                .fetch_all(&self.pool)
+                .await?;
             return Ok(events);
         }
         // The cursor is one event; its (tx, position) is where the page starts. The lateral join lets the
         // page be a range scan of events_log_order starting at that key.
-        let events: Vec<RecordedEvent> = sqlx::query_as(concat!(
+        let sql = format!(
             "select e.* from (select tx, position from events where position = $1) as after_event \
-             cross join lateral (select ",
-            event_columns!(),
-            " from events \
+             cross join lateral (select {} from events \
                where (tx, position) > (after_event.tx, after_event.position) \
                  and tx < $3::xid8 \
-               order by tx, position limit $2) as e"
-        ))
-        .bind(after_position)
-        .bind(limit)
-        .bind(&horizon)
-        .fetch_all(&self.pool)
-        .await?;
+               order by tx, position limit $2) as e",
+            T::COLUMNS
+        );
+        let events: Vec<T> = sqlx::query_as(&sql)
+            .bind(after_position)
+            .bind(limit)
+            .bind(&horizon)
+            .fetch_all(&self.pool)
+            .await?;
         if events.is_empty() {
             let known: bool =
                 sqlx::query_scalar("select exists (select 1 from events where position = $1)")

@@ -2,25 +2,27 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tally_eventstore::{EventMetadata, RecordedEvent};
+use serde_json::value::RawValue;
+use tally_eventstore::{EventMetadata, PublishableEvent};
 use uuid::Uuid;
 
 /// One message: consecutive events of one ledger in version order. Batching events into one message is
 /// what keeps the broker's confirmed-publish rate from capping the ledger's write rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventBatch {
     pub ledger: String,
     pub events: Vec<PublishedEvent>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PublishedEvent {
     pub position: i64,
     pub version: i64,
     pub event_id: Uuid,
     pub event_type: String,
     pub schema_version: i32,
-    pub payload: serde_json::Value,
+    /// The stored payload's JSON text, forwarded without being parsed.
+    pub payload: Box<RawValue>,
     pub metadata: EventMetadata,
     pub recorded_at: DateTime<Utc>,
 }
@@ -40,7 +42,7 @@ pub struct ReceivedEvent {
     pub version: i64,
     pub event_type: String,
     pub schema_version: i32,
-    pub payload: Box<serde_json::value::RawValue>,
+    pub payload: Box<RawValue>,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -50,18 +52,21 @@ impl ReceivedBatch {
     }
 }
 
-impl From<RecordedEvent> for PublishedEvent {
-    fn from(e: RecordedEvent) -> Self {
-        Self {
+impl TryFrom<PublishableEvent> for PublishedEvent {
+    type Error = serde_json::Error;
+
+    /// Fails only if the stored payload were not JSON, which PostgreSQL's `jsonb` rules out.
+    fn try_from(e: PublishableEvent) -> Result<Self, Self::Error> {
+        Ok(Self {
             position: e.position,
             version: e.version,
             event_id: e.event_id,
             event_type: e.event_type,
             schema_version: e.schema_version,
-            payload: e.payload,
+            payload: RawValue::from_string(e.payload)?,
             metadata: e.metadata,
             recorded_at: e.recorded_at,
-        }
+        })
     }
 }
 
@@ -82,7 +87,10 @@ pub fn routing_key(ledger: &str, event_type: &str) -> String {
 
 /// Splits a page of the global log into messages: a new message starts where the ledger or the event
 /// type changes, or when one reaches `max_events`.
-pub fn runs(events: Vec<RecordedEvent>, max_events: usize) -> Vec<EventBatch> {
+pub fn runs(
+    events: Vec<PublishableEvent>,
+    max_events: usize,
+) -> Result<Vec<EventBatch>, serde_json::Error> {
     let mut out: Vec<EventBatch> = Vec::new();
     for event in events {
         let extend = out.last().is_some_and(|b| {
@@ -94,31 +102,31 @@ pub fn runs(events: Vec<RecordedEvent>, max_events: usize) -> Vec<EventBatch> {
         });
         if extend {
             if let Some(batch) = out.last_mut() {
-                batch.events.push(event.into());
+                batch.events.push(event.try_into()?);
             }
         } else {
             out.push(EventBatch {
                 ledger: event.stream_id.clone(),
-                events: vec![event.into()],
+                events: vec![event.try_into()?],
             });
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn recorded(stream: &str, version: i64, event_type: &str) -> RecordedEvent {
-        RecordedEvent {
+    fn recorded(stream: &str, version: i64, event_type: &str) -> PublishableEvent {
+        PublishableEvent {
             position: version,
             stream_id: stream.into(),
             version,
             event_id: Uuid::nil(),
             event_type: event_type.into(),
             schema_version: 1,
-            payload: serde_json::Value::Null,
+            payload: "null".into(),
             metadata: EventMetadata {
                 actor: "a".into(),
                 client: "c".into(),
@@ -127,9 +135,6 @@ mod tests {
                 traceparent: None,
             },
             recorded_at: DateTime::<Utc>::UNIX_EPOCH,
-            transfer_id: None,
-            prev_hash: Vec::new(),
-            hash: Vec::new(),
         }
     }
 
@@ -145,6 +150,7 @@ mod tests {
             recorded("a", 6, "U"),
         ];
         let shape: Vec<(String, Vec<i64>)> = runs(page, 2)
+            .expect("JSON payloads")
             .into_iter()
             .map(|b| {
                 (
@@ -168,13 +174,15 @@ mod tests {
 
     #[test]
     fn a_consumer_reads_what_the_relay_publishes_with_each_payload_as_it_was() {
+        let payloads = [
+            serde_json::json!({"id": "t-1", "legs": [{"amount": "12"}], "note": "é\"q"}),
+            serde_json::json!({"id": "t-2", "legs": []}),
+        ];
         let mut first = recorded("main", 7, "TransferPosted");
-        first.payload =
-            serde_json::json!({"id": "t-1", "legs": [{"amount": "12"}], "note": "é\"q"});
+        first.payload = payloads[0].to_string();
         let mut second = recorded("main", 8, "TransferPosted");
-        second.payload = serde_json::json!({"id": "t-2", "legs": []});
-        let payloads = [first.payload.clone(), second.payload.clone()];
-        let batches = runs(vec![first, second], 10);
+        second.payload = payloads[1].to_string();
+        let batches = runs(vec![first, second], 10).expect("JSON payloads");
         let wire = serde_json::to_vec(&batches[0]).expect("serialises");
         let received: ReceivedBatch = serde_json::from_slice(&wire).expect("parses");
         assert_eq!(received.ledger, "main");

@@ -167,7 +167,9 @@ impl Relay {
                 return Ok(());
             }
             let started = Instant::now();
-            let events = store.read_all(checkpoint, self.config.page_size).await?;
+            let events = store
+                .read_all_publishable(checkpoint, self.config.page_size)
+                .await?;
             let Some(last) = events.last() else {
                 // Either a notification or the idle poll wakes us; a notification error ends the session.
                 tokio::select! {
@@ -179,7 +181,7 @@ impl Relay {
             };
             let (position, recorded_at, events_count) =
                 (last.position, last.recorded_at, events.len());
-            let batches = runs(events, self.config.max_events_per_message);
+            let batches = runs(events, self.config.max_events_per_message)?;
             let read_ms = started.elapsed().as_secs_f64() * 1e3;
             let confirms = publish(channel, &self.config.amqp.exchange, &batches).await?;
             let page = PublishedPage {

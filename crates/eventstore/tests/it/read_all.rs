@@ -39,6 +39,26 @@ async fn the_log_pages_from_a_cursor_and_keeps_each_stream_in_version_order(pool
             .is_empty()
     );
     assert!(store.read_all(0, 0).await.expect("read_all").is_empty());
+
+    // What the relay reads is the same log, page for page, with each payload's JSON text.
+    let publishable = store.read_all_publishable(0, 2).await.expect("read_all");
+    let rest = store
+        .read_all_publishable(publishable[1].position, 100)
+        .await
+        .expect("read_all");
+    assert_eq!(publishable.len() + rest.len(), all.len());
+    for (p, e) in publishable.iter().chain(&rest).zip(&all) {
+        assert_eq!(
+            (p.position, p.stream_id.as_str(), p.version, p.event_id),
+            (e.position, e.stream_id.as_str(), e.version, e.event_id)
+        );
+        assert_eq!(
+            (&p.event_type, &p.metadata, p.recorded_at),
+            (&e.event_type, &e.metadata, e.recorded_at)
+        );
+        let payload: serde_json::Value = serde_json::from_str(&p.payload).expect("JSON text");
+        assert_eq!(payload, e.payload);
+    }
 }
 
 #[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_domain::{Envelope, Event};
-use tally_eventstore::{EventStore, MAX_READ_LIMIT, RecordedEvent};
+use tally_eventstore::{EventStore, MAX_READ_LIMIT, PayloadEvent, RecordedEvent};
 use tally_messaging::ReceivedEvent;
 
 /// The name of the projection that keeps every table of the `read` schema.
@@ -48,6 +48,19 @@ impl From<RecordedEvent> for StoredEvent {
             event_type: e.event_type,
             schema_version: e.schema_version,
             payload: e.payload.to_string().into_boxed_str(),
+        }
+    }
+}
+
+impl From<PayloadEvent> for StoredEvent {
+    fn from(e: PayloadEvent) -> Self {
+        Self {
+            version: e.version,
+            position: e.position,
+            recorded_at: e.recorded_at,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            payload: e.payload.into_boxed_str(),
         }
     }
 }
@@ -244,8 +257,9 @@ pub async fn catch_up(
         .bind(ledger)
         .fetch_optional(pool)
         .await?;
+        // Payloads as text: they are parsed once, into events, not into values first.
         let page = store
-            .read_stream(ledger, checkpoint.unwrap_or(0), MAX_READ_LIMIT.min(5_000))
+            .read_stream_payloads(ledger, checkpoint.unwrap_or(0), MAX_READ_LIMIT.min(5_000))
             .await?;
         if page.is_empty() {
             return Ok(total);

@@ -323,11 +323,8 @@ impl Ledgers {
                             take_waiting(queue, &mut waiting, self.config.max_batch_items);
                             let items: usize = waiting.iter().map(|j| j.items.len()).sum();
                             if items >= EAGER_ITEMS
-                                && let Some(state) = flight.state.take()
+                                && let Some(state) = self.take_state(&mut flight.state, &mut flight.snapshot)
                             {
-                                if self.snapshot_due(&state) {
-                                    flight.snapshot = self.serialise(&state);
-                                }
                                 match self.prepare(std::mem::take(&mut waiting), state).await {
                                     Ok(ready) => prepared = Some(ready),
                                     Err((jobs, e)) => self.fail(jobs, e),
@@ -349,11 +346,9 @@ impl Ledgers {
                 (Some(head), None) => {
                     take_waiting(queue, &mut waiting, self.config.max_batch_items);
                     if !waiting.is_empty()
-                        && let Some(state) = flight.state.take()
+                        && let Some(state) =
+                            self.take_state(&mut flight.state, &mut flight.snapshot)
                     {
-                        if self.snapshot_due(&state) {
-                            flight.snapshot = self.serialise(&state);
-                        }
                         match self.send(waiting, state, Some(head)).await {
                             Ok(chained) => next = chained,
                             Err((jobs, e)) => self.fail(jobs, e),
@@ -365,21 +360,17 @@ impl Ledgers {
             }
             let outcome = settle(&mut flight).await;
             match outcome {
-                Ok(()) if !unsent.is_empty() => {
-                    // Decided again from this batch's state, or from a reload if an early decision took it.
-                    self.durable = flight.version;
-                    answer(flight.jobs, flight.answers);
-                    if let Some(snapshot) = flight.snapshot.take() {
-                        self.start_snapshot(snapshot);
-                    }
-                    self.cached = flight.state.take();
-                    return unsent;
-                }
                 Ok(()) => {
                     self.durable = flight.version;
                     answer(flight.jobs, flight.answers);
                     if let Some(snapshot) = flight.snapshot.take() {
                         self.start_snapshot(snapshot);
+                    }
+                    if !unsent.is_empty() {
+                        // Decided again from this batch's state, or from a reload if an early decision
+                        // took it.
+                        self.cached = flight.state.take();
+                        return unsent;
                     }
                     match next {
                         Some(chained) => flight = chained,
@@ -415,6 +406,20 @@ impl Ledgers {
                 }
             }
         }
+    }
+
+    /// Takes a flight's state to decide the next batch on, serialising it first when a snapshot is due
+    /// (saved once the flight is durable).
+    fn take_state(
+        &mut self,
+        state: &mut Option<Ledger>,
+        snapshot: &mut Option<Serialised>,
+    ) -> Option<Ledger> {
+        let state = state.take()?;
+        if self.snapshot_due(&state) {
+            *snapshot = self.serialise(&state);
+        }
+        Some(state)
     }
 
     /// After a failed commit: conflicts go back to be decided again, other failures are answered.

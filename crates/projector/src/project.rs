@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_domain::{Envelope, Event};
-use tally_eventstore::{EventStore, MAX_READ_LIMIT, PayloadEvent, RecordedEvent};
+use tally_eventstore::{EventStore, MAX_READ_LIMIT, PayloadEvent};
 use tally_messaging::ReceivedEvent;
 
 /// The name of the projection that keeps every table of the `read` schema.
@@ -35,19 +35,6 @@ impl From<ReceivedEvent> for StoredEvent {
             event_type: e.event_type,
             schema_version: e.schema_version,
             payload: e.payload.into(),
-        }
-    }
-}
-
-impl From<RecordedEvent> for StoredEvent {
-    fn from(e: RecordedEvent) -> Self {
-        Self {
-            version: e.version,
-            position: e.position,
-            recorded_at: e.recorded_at,
-            event_type: e.event_type,
-            schema_version: e.schema_version,
-            payload: e.payload.to_string().into_boxed_str(),
         }
     }
 }
@@ -222,7 +209,7 @@ async fn unseen(
             metrics::counter!("tally_projection_gaps_total").increment(1);
             while expected < stored.version {
                 let page = store
-                    .read_stream_range(ledger, expected - 1, stored.version - 1)
+                    .read_stream_payloads(ledger, expected - 1, stored.version - expected)
                     .await?;
                 let Some(last) = page.last() else { break };
                 expected = last.version + 1;

@@ -10,7 +10,7 @@ async fn duplicates_reordering_and_gaps_leave_the_read_models_exact(pool: PgPool
     traffic.mixed("alpha", 700).await;
     let store = traffic.store.clone();
     let events: Vec<StoredEvent> = store
-        .read_stream("alpha", 0, 1_000)
+        .read_stream_payloads("alpha", 0, 1_000)
         .await
         .expect("read")
         .into_iter()
@@ -48,7 +48,7 @@ async fn a_message_out_of_any_order_within_itself_is_applied_in_version_order(po
     traffic.mixed("alpha", 800).await;
     let store = traffic.store.clone();
     let mut events: Vec<StoredEvent> = store
-        .read_stream("alpha", 0, 1_000)
+        .read_stream_payloads("alpha", 0, 1_000)
         .await
         .expect("read")
         .into_iter()

@@ -119,7 +119,7 @@ pub fn backdated(n: u128, from: &str, to: &str, amount: i128, days: i64) -> Comm
 /// Every event of `ledger` in the store, as the broker would carry them.
 pub async fn stored(store: &EventStore, ledger: &str) -> Vec<tally_projector::StoredEvent> {
     store
-        .read_stream(ledger, 0, 10_000)
+        .read_stream_payloads(ledger, 0, 10_000)
         .await
         .expect("read")
         .into_iter()

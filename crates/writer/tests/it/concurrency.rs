@@ -78,11 +78,7 @@ async fn two_writer_instances_on_one_ledger_lose_and_double_nothing(pool: PgPool
     let ledger = main_ledger();
     let mut tasks = Vec::new();
     for caller in 0..32u32 {
-        let writers = if caller % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
+        let writers = alternate(caller, &first, &second);
         let ledger = ledger.clone();
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
@@ -244,11 +240,7 @@ async fn pipelined_batches_of_two_instances_on_one_ledger_lose_and_double_nothin
     let ledger = main_ledger();
     let mut tasks = Vec::new();
     for caller in 0..64u32 {
-        let writers = if caller % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
+        let writers = alternate(caller, &first, &second);
         let ledger = ledger.clone();
         tasks.push(tokio::spawn(async move {
             let mut answers = Vec::new();
@@ -298,11 +290,7 @@ async fn large_batches_decided_during_an_append_lose_and_double_nothing(pool: Pg
     let ledger = main_ledger();
     let mut tasks = Vec::new();
     for caller in 0..CALLERS {
-        let writers = if caller % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
+        let writers = alternate(caller, &first, &second);
         let ledger = ledger.clone();
         tasks.push(tokio::spawn(async move {
             let mut versions = Vec::new();
@@ -341,6 +329,15 @@ async fn large_batches_decided_during_an_append_lose_and_double_nothing(pool: Pg
     assert_books(&store, &ledger, 4 + total, i128::from(total) * 5).await;
     first.shutdown().await;
     second.shutdown().await;
+}
+
+/// The two instances take callers in turn.
+fn alternate(caller: u32, first: &Writers, second: &Writers) -> Writers {
+    if caller.is_multiple_of(2) {
+        first.clone()
+    } else {
+        second.clone()
+    }
 }
 
 /// The ledger replays to `version` with `posted` on `assets:b`, and its hash chain is intact.

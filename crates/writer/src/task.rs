@@ -344,7 +344,11 @@ impl Ledgers {
                     Err((jobs, e)) => self.fail(jobs, e),
                 },
                 (Some(head), None) => {
-                    take_waiting(queue, &mut waiting, self.config.max_batch_items);
+                    // Without a state (an early decision took it and failed) the jobs stay queued for
+                    // the next round rather than being taken with nothing to decide them on.
+                    if flight.state.is_some() {
+                        take_waiting(queue, &mut waiting, self.config.max_batch_items);
+                    }
                     if !waiting.is_empty()
                         && let Some(state) =
                             self.take_state(&mut flight.state, &mut flight.snapshot)

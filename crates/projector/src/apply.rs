@@ -90,13 +90,22 @@ pub(crate) type Moved = (String, i64, i64, DateTime<Utc>);
 /// A day's posted movements on an account: currency, debits, credits, number of entries.
 type Volume = (String, i128, i128, i64);
 
+/// How a transaction moves one account's row.
+struct Totals {
+    /// Debits posted, credits posted, debits pending, credits pending.
+    amounts: [i128; 4],
+    /// The last version that changed the account.
+    version: i64,
+    /// Business time of the latest entry booked, if any (`read.accounts.last_entry_at`).
+    last_entry_at: Option<DateTime<Utc>>,
+}
+
 /// Everything a transaction will write, gathered per ledger and account. Transfers created in the
 /// transaction are changed in memory; only older ones are updated in place, at once.
 #[derive(Default)]
 pub(crate) struct Changes {
     statements: HashMap<(String, String), Statement>,
-    /// debits posted, credits posted, debits pending, credits pending; and the last version.
-    totals: HashMap<(String, String), ([i128; 4], i64)>,
+    totals: HashMap<(String, String), Totals>,
     transfers: Vec<TransferRow>,
     new_transfers: HashMap<(String, Uuid), usize>,
     entries: Vec<EntryRow>,
@@ -125,13 +134,13 @@ impl Changes {
         if missing.is_empty() {
             return Ok(());
         }
+        // The running balance after an account's last entry is its net posted total, which every
+        // entry moves (a backdated one included), so the account row alone says where its statement ends.
         let rows: Vec<StatementRow> = sqlx::query_as(
-            "select a.code, a.normal_side, e.effective_at, e.version, e.leg, e.balance_after::text \
-             from accounts a \
-             left join lateral (select effective_at, version, leg, balance_after from entries \
-                                where entries.ledger_id = a.ledger_id and entries.account = a.code \
-                                order by effective_at desc, version desc, leg desc limit 1) e on true \
-             where a.ledger_id = $1 and a.code = any($2::text[])",
+            "select code, normal_side, last_entry_at, \
+                    (case normal_side when 'debit' then debits_posted - credits_posted \
+                                      else credits_posted - debits_posted end)::text \
+             from accounts where ledger_id = $1 and code = any($2::text[])",
         )
         .bind(ledger)
         .bind(&missing)
@@ -459,18 +468,22 @@ impl Changes {
         Ok(())
     }
 
-    fn total(&mut self, ledger: &str, account: &str, v: i64) -> &mut [i128; 4] {
+    fn total(&mut self, ledger: &str, account: &str, v: i64) -> &mut Totals {
         let entry = self
             .totals
             .entry((ledger.to_owned(), account.to_owned()))
-            .or_insert(([0; 4], v));
-        entry.1 = entry.1.max(v);
-        &mut entry.0
+            .or_insert(Totals {
+                amounts: [0; 4],
+                version: v,
+                last_entry_at: None,
+            });
+        entry.version = entry.version.max(v);
+        entry
     }
 
     fn pending(&mut self, ledger: &str, leg: &LegSpec, delta: i128, v: i64) {
         let i = if leg.side == Side::Debit { 2 } else { 3 };
-        self.total(ledger, leg.account.as_str(), v)[i] += delta;
+        self.total(ledger, leg.account.as_str(), v).amounts[i] += delta;
     }
 
     /// Books one posted leg: its statement entry, the account's totals and the day's volume.
@@ -533,7 +546,9 @@ impl Changes {
             }
         }
         let i = if leg.side == Side::Debit { 0 } else { 1 };
-        self.total(ledger, account, at.version)[i] += amount;
+        let totals = self.total(ledger, account, at.version);
+        totals.amounts[i] += amount;
+        totals.last_entry_at = totals.last_entry_at.max(Some(effective_at));
         let volume = self
             .volumes
             .entry((
@@ -578,7 +593,7 @@ impl Changes {
         let total = |i: usize| {
             totals
                 .iter()
-                .map(|(_, (t, _))| t[i].to_string())
+                .map(|(_, t)| t.amounts[i].to_string())
                 .collect::<Vec<_>>()
         };
         let volumes: Vec<_> = self.volumes.into_iter().collect();
@@ -619,7 +634,7 @@ impl Changes {
             .bind(total(1))
             .bind(total(2))
             .bind(total(3))
-            .bind(totals.iter().map(|(_, (_, v))| *v).collect::<Vec<_>>())
+            .bind(totals.iter().map(|(_, t)| t.version).collect::<Vec<_>>())
             .bind(
                 volumes
                     .iter()
@@ -656,6 +671,12 @@ impl Changes {
             .bind(moved.iter().map(|m| m.0.as_str()).collect::<Vec<_>>())
             .bind(moved.iter().map(|m| m.1).collect::<Vec<_>>())
             .bind(moved.iter().map(|m| m.2).collect::<Vec<_>>())
+            .bind(
+                totals
+                    .iter()
+                    .map(|(_, t)| t.last_entry_at)
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *conn)
             .await?;
         Ok(())
@@ -721,9 +742,11 @@ totals as ( \
                           credits_posted = a.credits_posted + d.cp::numeric, \
                           debits_pending = a.debits_pending + d.dr::numeric, \
                           credits_pending = a.credits_pending + d.cr::numeric, \
-                          version = greatest(a.version, d.v) \
-    from unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::int8[]) \
-         as d(ledger_id, code, dp, cp, dr, cr, v) \
+                          version = greatest(a.version, d.v), \
+                          last_entry_at = greatest(a.last_entry_at, d.at) \
+    from unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::int8[], \
+                $46::timestamptz[]) \
+         as d(ledger_id, code, dp, cp, dr, cr, v, at) \
     where a.ledger_id = d.ledger_id and a.code = d.code), \
 volumes as ( \
     insert into daily_volumes (ledger_id, account, day, currency, debits, credits, entries) \
@@ -742,17 +765,11 @@ update checkpoints c set version = d.version, position = d.position, updated_at 
 from unnest($43::text[], $44::int8[], $45::int8[]) as d(ledger_id, version, position) \
 where c.projection = $42 and c.ledger_id = d.ledger_id";
 
-type StatementRow = (
-    String,
-    String,
-    Option<DateTime<Utc>>,
-    Option<i64>,
-    Option<i32>,
-    Option<String>,
-);
+/// An account's code, normal side, business time of its last entry, and net posted total.
+type StatementRow = (String, String, Option<DateTime<Utc>>, String);
 
 fn statement_from_row(ledger: &str, row: StatementRow) -> Result<Statement, ProjectionError> {
-    let (code, normal, effective_at, version, leg, balance) = row;
+    let (code, normal, last_entry_at, balance) = row;
     let inconsistent = |reason: String| ProjectionError::Inconsistent {
         ledger: ledger.to_owned(),
         reason,
@@ -766,14 +783,16 @@ fn statement_from_row(ledger: &str, row: StatementRow) -> Result<Statement, Proj
             )));
         }
     };
-    let tail = match (effective_at, version, leg, balance) {
-        (Some(effective_at), Some(version), Some(leg), Some(balance)) => {
+    let tail = match last_entry_at {
+        Some(effective_at) => {
             let balance = balance.parse::<i128>().map_err(|e| {
                 inconsistent(format!("balance {balance} of {code} is out of range: {e}"))
             })?;
-            Some(((effective_at, version, leg), balance))
+            // Versions start at 1, so version 0 stands for "some entry at this business time": every
+            // entry a later event books at that time sorts after it, every earlier time before it.
+            Some(((effective_at, 0, 0), balance))
         }
-        _ => None,
+        None => None,
     };
     Ok(Statement { normal, tail })
 }

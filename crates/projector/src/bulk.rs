@@ -48,6 +48,8 @@ struct AccountRow {
     metadata: Value,
     totals: [i128; 4],
     version: i64,
+    /// Business time of the account's last entry (`read.accounts.last_entry_at`).
+    last_entry_at: Option<DateTime<Utc>>,
 }
 
 struct TransferRow {
@@ -156,6 +158,7 @@ impl Fold {
             Some(a) => {
                 a.totals[if leg.side == Side::Debit { 0 } else { 1 }] += amount;
                 a.version = at.version;
+                a.last_entry_at = a.last_entry_at.max(Some(effective_at));
                 a.code.clone()
             }
             None => Arc::from(leg.account.as_str()),
@@ -213,6 +216,7 @@ impl Fold {
                         metadata: serde_json::to_value(&metadata).unwrap_or_default(),
                         totals: [0; 4],
                         version: v,
+                        last_entry_at: None,
                     },
                 );
             }
@@ -638,12 +642,13 @@ async fn write_small(
         };
         sqlx::query(
             "insert into accounts (ledger_id, code, account_type, normal_side, currency, scale, status, floor, ceiling, \
-             metadata, debits_posted, credits_posted, debits_pending, credits_pending, version) \
+             metadata, debits_posted, credits_posted, debits_pending, credits_pending, version, last_entry_at) \
              select $1, code, account_type, normal_side, currency, scale, status, floor::numeric, ceiling::numeric, \
-                    metadata, dp::numeric, cp::numeric, dr::numeric, cr::numeric, version \
+                    metadata, dp::numeric, cp::numeric, dr::numeric, cr::numeric, version, last_entry_at \
              from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::text[], $8::text[], $9::text[], \
-                         $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int8[]) \
-                  as t(code, account_type, normal_side, currency, scale, status, floor, ceiling, metadata, dp, cp, dr, cr, version)",
+                         $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int8[], $16::timestamptz[]) \
+                  as t(code, account_type, normal_side, currency, scale, status, floor, ceiling, metadata, dp, cp, dr, cr, version, \
+                       last_entry_at)",
         )
         .bind(ledger)
         .bind(chunk.iter().map(|(c, _)| (*c).clone()).collect::<Vec<_>>())
@@ -660,6 +665,7 @@ async fn write_small(
         .bind(col(&|a| a.totals[2].to_string()))
         .bind(col(&|a| a.totals[3].to_string()))
         .bind(chunk.iter().map(|(_, a)| a.version).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|(_, a)| a.last_entry_at).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }

@@ -7,6 +7,7 @@ use crate::error::ProjectionError;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 use tally_domain::{Envelope, Event};
 use tally_eventstore::{EventStore, MAX_READ_LIMIT, PayloadEvent};
 use tally_messaging::ReceivedEvent;
@@ -114,9 +115,14 @@ pub async fn project_batches(
     let mut changes = Changes::default();
     let mut moved: Vec<Moved> = Vec::new();
     let mut duplicates = 0u64;
+    let (mut in_unseen, mut in_decode, mut in_prefetch) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for (ledger, events) in by_ledger {
         let checkpoint = checkpoints.get(&ledger).copied().unwrap_or(0);
+        let mark = std::time::Instant::now();
         let pending = unseen(store, &ledger, checkpoint, events).await?;
+        in_unseen += mark.elapsed();
+        let mark = std::time::Instant::now();
         if pending.is_empty() {
             duplicates += 1;
             continue;
@@ -149,7 +155,10 @@ pub async fn project_batches(
             decoded.push((at, stored.position, event));
         }
         let accounts: Vec<String> = accounts.into_iter().collect();
+        in_decode += mark.elapsed();
+        let mark = std::time::Instant::now();
         changes.prefetch(&mut tx, &ledger, &accounts).await?;
+        in_prefetch += mark.elapsed();
         let mut last = None;
         for (at, position, event) in decoded {
             changes.apply(&mut tx, &ledger, &at, event).await?;
@@ -168,6 +177,9 @@ pub async fn project_batches(
         begin_ms = began.as_secs_f64() * 1e3,
         lock_ms = (locked - began).as_secs_f64() * 1e3,
         apply_ms = (applied_at - locked).as_secs_f64() * 1e3,
+        unseen_ms = in_unseen.as_secs_f64() * 1e3,
+        decode_ms = in_decode.as_secs_f64() * 1e3,
+        prefetch_ms = in_prefetch.as_secs_f64() * 1e3,
         write_ms = (written - applied_at).as_secs_f64() * 1e3,
         commit_ms = (started.elapsed() - written).as_secs_f64() * 1e3,
         "group timing"

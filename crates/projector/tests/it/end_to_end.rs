@@ -124,6 +124,39 @@ async fn every_event_reaches_the_read_models_exactly(pool: PgPool) {
         ],
         "only the reversal's two entries lack a description"
     );
+    // Each account's row says where its statement ends (what the projector books the next group
+    // against), and its net posted total is the running balance there.
+    type StatementEnd = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+    );
+    let statement_ends: Vec<StatementEnd> = sqlx::query_as(
+            "select a.ledger_id, a.code, a.last_entry_at::text, last.effective_at::text, \
+                    (case a.normal_side when 'debit' then a.debits_posted - a.credits_posted \
+                                        else a.credits_posted - a.debits_posted end)::text, \
+                    coalesce(last.balance_after, 0)::text \
+             from read.accounts a \
+             left join lateral (select effective_at, balance_after from read.entries e \
+                                where e.ledger_id = a.ledger_id and e.account = a.code \
+                                order by effective_at desc, version desc, leg desc limit 1) last on true \
+             order by a.ledger_id, a.code",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("statement ends");
+    assert!(statement_ends.len() >= 8, "{statement_ends:?}");
+    assert!(
+        statement_ends.iter().any(|s| s.2.is_some()),
+        "{statement_ends:?}"
+    );
+    for (ledger, code, kept_at, last_at, net, last_balance) in &statement_ends {
+        assert_eq!(kept_at, last_at, "{ledger} {code}: last entry's time");
+        assert_eq!(net, last_balance, "{ledger} {code}: balance after it");
+    }
 
     let _ = stop_relay.send(());
     relay.await.expect("relay task");

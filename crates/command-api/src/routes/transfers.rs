@@ -99,7 +99,7 @@ pub async fn create_batch(
 
     // Each item is parsed on its own, so one malformed item is rejected alone.
     let parsed: Vec<Result<tally_domain::TransferSpec, Box<Problem>>> =
-        body.transfers.into_iter().map(parse_item).collect();
+        body.transfers.iter().map(|item| parse_item(item)).collect();
 
     let mut results: Vec<Result<Accepted, Box<Problem>>> = Vec::with_capacity(count);
     let first_invalid = parsed.iter().position(Result::is_err);
@@ -206,8 +206,10 @@ pub async fn create_batch(
 }
 
 /// One batch item: its shape, then its values; either failure rejects the item alone.
-fn parse_item(value: serde_json::Value) -> Result<tally_domain::TransferSpec, Box<Problem>> {
-    let transfer = serde_json::from_value::<NewTransfer>(value).map_err(|e| {
+fn parse_item(
+    item: &serde_json::value::RawValue,
+) -> Result<tally_domain::TransferSpec, Box<Problem>> {
+    let transfer = serde_json::from_str::<NewTransfer>(item.get()).map_err(|e| {
         Box::new(
             Problem::new(
                 server_types::INVALID_BODY,

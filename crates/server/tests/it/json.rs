@@ -51,7 +51,14 @@ async fn a_valid_body_reaches_the_handler() {
 async fn a_body_without_a_json_content_type_is_unsupported_media_type() {
     let server = TestServer::start().await;
 
-    for content_type in [Some("text/plain"), None] {
+    for content_type in [
+        Some("text/plain"),
+        Some("text/json"),
+        Some("application/jsonx"),
+        Some("application/json garbage"),
+        Some("json"),
+        None,
+    ] {
         let mut request = server
             .client
             .post(server.url("/echo"))
@@ -61,6 +68,27 @@ async fn a_body_without_a_json_content_type_is_unsupported_media_type() {
         }
         let response = request.send().await.expect("a response");
         expect_problem(response, 415, "unsupported-media-type").await;
+    }
+}
+
+#[tokio::test]
+async fn json_with_parameters_or_a_json_suffix_is_accepted() {
+    let server = TestServer::start().await;
+
+    for content_type in [
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/merge-patch+json",
+    ] {
+        let response = server
+            .client
+            .post(server.url("/echo"))
+            .header("content-type", content_type)
+            .body(r#"{"name":"coffee","count":2}"#)
+            .send()
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), 200, "{content_type}");
     }
 }
 

@@ -163,6 +163,8 @@ impl Projector {
         // not reached what was stored a whole interval ago has lost a message, and only that one is
         // read from the store, so the sweep never stalls the consumer chasing events already in flight.
         let mut stored_before: std::collections::HashMap<String, i64> = Default::default();
+        // Runs beside the consumer, never in its way: ANALYZE of a large table takes a while.
+        let mut analysing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
                 delivery = deliveries.next() => {
@@ -208,6 +210,18 @@ impl Projector {
                         stored_now.insert(ledger, stored);
                     }
                     stored_before = stored_now;
+                    if analysing.as_ref().is_none_or(|task| task.is_finished()) {
+                        let (pool, schema) = (self.pool.clone(), schema.to_owned());
+                        analysing = Some(tokio::spawn(async move {
+                            match crate::statistics::analyze_new_tables(&pool, &schema).await {
+                                Ok(tables) if !tables.is_empty() => {
+                                    tracing::info!(?tables, "analysed read tables that had no statistics");
+                                }
+                                Ok(_) => {}
+                                Err(error) => tracing::warn!(%error, "could not analyse the read tables"),
+                            }
+                        }));
+                    }
                 }
             }
         }

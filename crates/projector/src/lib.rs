@@ -12,6 +12,7 @@ mod indexes;
 mod load;
 mod project;
 pub mod rebuild;
+pub mod statistics;
 
 pub use consumer::{Projector, ProjectorConfig};
 pub use error::ProjectionError;

@@ -290,6 +290,6 @@ pub async fn catch_up_all(
 }
 
 /// `name` as a quoted SQL identifier.
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

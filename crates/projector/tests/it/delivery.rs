@@ -221,3 +221,37 @@ async fn the_comparison_notices_a_wrong_running_balance(pool: PgPool) {
         [("entries".to_owned(), 2)]
     );
 }
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn read_tables_that_hold_rows_without_statistics_are_analysed_once(pool: PgPool) {
+    let traffic = Traffic::start(&pool).await;
+    traffic.mixed("alpha", 900).await;
+    tally_projector::catch_up(&pool, &traffic.store, "read", "alpha")
+        .await
+        .expect("catch up");
+    let with_statistics = || async {
+        sqlx::query_scalar::<_, String>(
+            "select distinct tablename::text from pg_stats where schemaname = 'read' order by 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("pg_stats")
+    };
+    assert!(with_statistics().await.is_empty(), "new tables have none");
+
+    let analysed = tally_projector::statistics::analyze_new_tables(&pool, "read")
+        .await
+        .expect("analyse");
+    for table in ["accounts", "checkpoints", "entries", "ledgers", "transfers"] {
+        assert!(analysed.iter().any(|t| t == table), "{table}: {analysed:?}");
+        assert!(
+            with_statistics().await.iter().any(|t| t == table),
+            "{table}"
+        );
+    }
+    // From now on they are autovacuum's.
+    let again = tally_projector::statistics::analyze_new_tables(&pool, "read")
+        .await
+        .expect("analyse again");
+    assert!(again.is_empty(), "{again:?}");
+}

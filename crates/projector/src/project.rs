@@ -7,7 +7,7 @@ use crate::error::ProjectionError;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tally_domain::{Envelope, Event};
 use tally_eventstore::{EventStore, MAX_READ_LIMIT, PayloadEvent};
 use tally_messaging::ReceivedEvent;
@@ -83,7 +83,7 @@ pub async fn project_batches(
         return Ok(0);
     }
     let ledgers: Vec<&str> = by_ledger.keys().map(String::as_str).collect();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     // The commit need not wait for its WAL flush: the read models and their checkpoints derive from
     // the store, and a commit lost in a crash takes its checkpoint with it, so the next message's gap
     // fill (or the sweep) projects those events again. Waiting for the flush was most of a small
@@ -119,10 +119,10 @@ pub async fn project_batches(
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for (ledger, events) in by_ledger {
         let checkpoint = checkpoints.get(&ledger).copied().unwrap_or(0);
-        let mark = std::time::Instant::now();
+        let mark = Instant::now();
         let pending = unseen(store, &ledger, checkpoint, events).await?;
         in_unseen += mark.elapsed();
-        let mark = std::time::Instant::now();
+        let mark = Instant::now();
         if pending.is_empty() {
             duplicates += 1;
             continue;
@@ -156,7 +156,7 @@ pub async fn project_batches(
         }
         let accounts: Vec<String> = accounts.into_iter().collect();
         in_decode += mark.elapsed();
-        let mark = std::time::Instant::now();
+        let mark = Instant::now();
         changes.prefetch(&mut tx, &ledger, &accounts).await?;
         in_prefetch += mark.elapsed();
         let mut last = None;

@@ -27,7 +27,8 @@ pub use event::{EventMetadata, NewEvent, PayloadEvent, PublishableEvent, Recorde
 pub use hash::{EventFields, GENESIS_HASH, canonical_bytes, event_hash};
 pub use snapshot::{KEPT_SNAPSHOTS, Snapshot};
 pub use store::{
-    AppendResult, EventStore, MAX_READ_LIMIT, StreamAppend, StreamInfo, append_in_tx, claim_log,
+    Announced, AppendResult, AppendStage, EventStore, MAX_READ_LIMIT, StreamAppend, StreamInfo,
+    append_in_tx, claim_log,
 };
 pub use verify::VerifyReport;
 

@@ -50,6 +50,25 @@ pub struct AppendResult {
     pub head_hash: [u8; 32],
 }
 
+/// The head a transaction has announced it will append to a stream (see
+/// [`EventStore::append_many_notify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announced {
+    /// The stream's version once the append commits.
+    pub version: i64,
+    /// The hash of the append's last event.
+    pub head_hash: [u8; 32],
+}
+
+/// How far a stream's append in [`EventStore::append_many_notify`] has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendStage {
+    /// The head is announced; the events are on their way.
+    Announced,
+    /// The events are inserted and the head row locked; the commit is left.
+    Inserted,
+}
+
 /// A stream and its current version, for tooling.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StreamInfo {
@@ -135,19 +154,27 @@ impl EventStore {
         &self,
         appends: &[StreamAppend<'_>],
     ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
-        self.append_many_notify(appends, |_, _| {}).await
+        self.append_many_notify(appends, |_, _, _| {}).await
     }
 
-    /// [`EventStore::append_many`], calling `appended(index, result)` for each stream (by its index in
-    /// `appends`) whose events the statement inserted, before the transaction commits: its head row is
-    /// locked by then, so an append chained on that result (with [`StreamAppend::expected_head`]) can be
-    /// sent and will wait for this commit instead of failing. The result is not durable yet: if the commit
-    /// fails, the chained append fails its head check. Streams appended one by one after a unique
-    /// violation are not announced early.
+    /// [`EventStore::append_many`], telling `progress(index, stage, head)` how each stream of the group
+    /// (by its index in `appends`) gets on before the transaction commits:
+    ///
+    /// - [`AppendStage::Announced`]: the transaction has announced the head it is about to append
+    ///   (`tally_announce`, migration 0013), before the events are even sent; only appends of a few hundred
+    ///   events or more are announced. An append chained on that
+    ///   head (with [`StreamAppend::expected_head`]) can be sent from now on: it waits for this
+    ///   transaction to end, and succeeds only if this append committed with exactly that head. The head
+    ///   is a promise: this append may still be refused or fail.
+    /// - [`AppendStage::Inserted`]: the statement inserted the stream's events and holds its head row;
+    ///   only the commit is left.
+    ///
+    /// Streams appended one by one (named twice, or retried alone after a unique violation) are not
+    /// reported.
     pub async fn append_many_notify(
         &self,
         appends: &[StreamAppend<'_>],
-        mut appended: impl FnMut(usize, &AppendResult),
+        mut progress: impl FnMut(usize, AppendStage, &Announced),
     ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
         let mut results: Vec<Option<Result<AppendResult, StoreError>>> =
             appends.iter().map(|_| None).collect();
@@ -187,11 +214,21 @@ impl EventStore {
                 })
                 .collect();
             self.guess_heads(&mut tx, &mut pending).await?;
+            let heads = announce(&mut tx, &mut pending).await?;
+            for (&i, head) in group.iter().zip(&heads) {
+                if let Some(head) = head {
+                    progress(i, AppendStage::Announced, head);
+                }
+            }
             match call_append(&mut tx, &mut pending).await {
                 Ok(()) => {
                     for (&i, p) in group.iter().zip(&pending) {
                         if let Some(Ok(result)) = &p.outcome {
-                            appended(i, result);
+                            let head = Announced {
+                                version: result.version,
+                                head_hash: result.head_hash,
+                            };
+                            progress(i, AppendStage::Inserted, &head);
                         }
                     }
                     let any_ok = pending.iter().any(|p| matches!(p.outcome, Some(Ok(_))));
@@ -590,6 +627,8 @@ struct Pending<'a> {
     prev: Option<[u8; 32]>,
     /// `prev` is a precondition ([`StreamAppend::expected_head`]): a different head is a conflict.
     strict: bool,
+    /// The events chained from `prev`, once computed.
+    chain: Option<Chain>,
     /// Set once the database has answered for this stream.
     outcome: Option<Result<AppendResult, StoreError>>,
 }
@@ -602,6 +641,7 @@ impl<'a> Pending<'a> {
             events,
             prev: None,
             strict: false,
+            chain: None,
             outcome: None,
         }
     }
@@ -614,6 +654,103 @@ impl<'a> Pending<'a> {
             })
         })
     }
+}
+
+/// A stream's events chained from a head: what each event stores besides its own fields.
+struct Chain {
+    from: [u8; 32],
+    metadata: Vec<String>,
+    recorded_ats: Vec<DateTime<Utc>>,
+    hashes: Vec<[u8; 32]>,
+}
+
+impl Chain {
+    fn of(pending: &Pending<'_>, from: [u8; 32]) -> Self {
+        let n = pending.events.len();
+        let mut chain = Self {
+            from,
+            metadata: Vec::with_capacity(n),
+            recorded_ats: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+        };
+        let mut prev_hash = from;
+        for (version, event) in (pending.expected + 1..).zip(pending.events) {
+            let metadata = event.metadata.canonical_json();
+            // Postgres keeps microseconds; storing exactly what was hashed keeps the chain verifiable.
+            let recorded_at = event.recorded_at.trunc_subsecs(6);
+            prev_hash = event_hash(
+                &prev_hash,
+                &EventFields {
+                    stream_id: pending.stream_id,
+                    version,
+                    event_id: event.event_id,
+                    event_type: &event.event_type,
+                    schema_version: event.schema_version,
+                    payload: event.payload.as_str(),
+                    metadata: &metadata,
+                    recorded_at,
+                    transfer_id: event.transfer_id,
+                },
+            );
+            chain.metadata.push(metadata);
+            chain.recorded_ats.push(recorded_at);
+            chain.hashes.push(prev_hash);
+        }
+        chain
+    }
+
+    /// The hash the stream's head has after these events.
+    fn head(&self) -> [u8; 32] {
+        self.hashes.last().copied().unwrap_or(self.from)
+    }
+}
+
+/// Chains `pending`'s events from its current `prev`, unless they already are: the announcement and each
+/// round of `tally_append` share the hashing.
+fn chain(pending: &mut Pending<'_>) {
+    let from = pending.prev.unwrap_or(GENESIS_HASH);
+    if pending.chain.as_ref().is_none_or(|c| c.from != from) {
+        pending.chain = Some(Chain::of(pending, from));
+    }
+}
+
+/// Appends of fewer events are not announced: PostgreSQL takes in a small next batch quickly, and the
+/// announcement's round trip would cost more than sending the next batch early saves.
+const ANNOUNCE_MIN_EVENTS: usize = 256;
+
+/// Announces the head each large append will leave (`tally_announce`, migration 0013) in the transaction's
+/// first statement, which also claims the log and takes the transaction id: an append chained on one of
+/// these heads, sent after this returns, waits for this transaction and comes after it in the log.
+async fn announce(
+    tx: &mut Transaction<'_, Postgres>,
+    appends: &mut [Pending<'_>],
+) -> Result<Vec<Option<Announced>>, sqlx::Error> {
+    let mut heads = Vec::with_capacity(appends.len());
+    let mut streams = Vec::new();
+    let mut versions = Vec::new();
+    for pending in appends.iter_mut() {
+        if pending.events.len() < ANNOUNCE_MIN_EVENTS {
+            heads.push(None);
+            continue;
+        }
+        chain(pending);
+        let head = Announced {
+            version: pending.expected + pending.events.len() as i64,
+            head_hash: pending.chain.as_ref().map_or(GENESIS_HASH, Chain::head),
+        };
+        streams.push(pending.stream_id);
+        versions.push(head.version);
+        heads.push(Some(head));
+    }
+    if streams.is_empty() {
+        return Ok(heads);
+    }
+    sqlx::query("select tally_announce($1::text[], $2::bigint[])")
+        .bind(&streams)
+        .bind(&versions)
+        .execute(&mut **tx)
+        .await?;
+    Ok(heads)
 }
 
 /// Rounds of `tally_append` for one transaction: the first with the guessed head hashes, the next for the
@@ -651,49 +788,34 @@ async fn call_append(
         let mut transfer_ids = Vec::with_capacity(count);
         let mut prev_hashes = Vec::with_capacity(count);
         let mut hashes = Vec::with_capacity(count);
+        for &i in &round {
+            chain(&mut appends[i]);
+        }
         for (n, &i) in round.iter().enumerate() {
             let pending = &appends[i];
-            let stream_id = pending.stream_id;
-            let first = pending.prev.unwrap_or(GENESIS_HASH);
-            let mut prev_hash = first;
-            let mut version = pending.expected;
-            for event in pending.events {
-                version += 1;
-                let metadata = event.metadata.canonical_json();
-                // Postgres keeps microseconds; storing exactly what was hashed keeps the chain verifiable.
-                let recorded_at = event.recorded_at.trunc_subsecs(6);
-                let hash = event_hash(
-                    &prev_hash,
-                    &EventFields {
-                        stream_id,
-                        version,
-                        event_id: event.event_id,
-                        event_type: &event.event_type,
-                        schema_version: event.schema_version,
-                        payload: event.payload.as_str(),
-                        metadata: &metadata,
-                        recorded_at,
-                        transfer_id: event.transfer_id,
-                    },
-                );
+            let Some(chain) = &pending.chain else {
+                continue;
+            };
+            let mut prev_hash = chain.from;
+            for (k, event) in pending.events.iter().enumerate() {
                 // 1-based, as Postgres arrays are.
                 event_streams.push(n as i32 + 1);
-                versions.push(version);
+                versions.push(pending.expected + k as i64 + 1);
                 event_ids.push(event.event_id);
                 event_types.push(event.event_type.as_str());
                 schema_versions.push(event.schema_version);
                 payloads.push(event.payload.as_str());
-                metadatas.push(metadata);
-                recorded_ats.push(recorded_at);
+                metadatas.push(chain.metadata[k].as_str());
+                recorded_ats.push(chain.recorded_ats[k]);
                 transfer_ids.push(event.transfer_id);
                 prev_hashes.push(prev_hash.to_vec());
-                hashes.push(hash.to_vec());
-                prev_hash = hash;
+                hashes.push(chain.hashes[k].to_vec());
+                prev_hash = chain.hashes[k];
             }
-            streams.push(stream_id);
+            streams.push(pending.stream_id);
             expected.push(pending.expected);
-            prevs.push(first.to_vec());
-            heads_after.push(prev_hash.to_vec());
+            prevs.push(chain.from.to_vec());
+            heads_after.push(chain.head().to_vec());
             counts.push(pending.events.len() as i32);
         }
 

@@ -3,7 +3,7 @@
 //! batch. A few committers run at once, so the next group forms and starts while one is committing.
 
 use std::sync::Arc;
-use tally_eventstore::{AppendResult, EventStore, NewEvent, StoreError, StreamAppend};
+use tally_eventstore::{AppendResult, AppendStage, EventStore, NewEvent, StoreError, StreamAppend};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// One ledger's decided batch, waiting for a transaction.
@@ -14,8 +14,12 @@ pub(crate) struct CommitRequest {
     /// precondition (see `StreamAppend::expected_head`).
     pub expected_head: Option<[u8; 32]>,
     pub events: Vec<NewEvent>,
-    /// Told the new head hash as soon as the batch's statement has run (its head row locked, the commit
-    /// still to come), so the ledger task can decide and send its next batch chained on it.
+    /// Told the head hash the batch will leave as soon as its transaction has announced it, before the
+    /// events are sent: a large next batch can be sent chained on it at once, so PostgreSQL takes it in
+    /// while this one inserts.
+    pub announced: Option<oneshot::Sender<[u8; 32]>>,
+    /// Told the new head hash once the batch's statement has run (its head row locked, the commit still
+    /// to come): whatever waits by then is sent chained on it.
     pub appended: Option<oneshot::Sender<[u8; 32]>>,
     pub reply: oneshot::Sender<Result<AppendResult, CommitFailure>>,
 }
@@ -62,7 +66,10 @@ pub(crate) async fn run(
 
 async fn commit(store: &EventStore, mut group: Vec<CommitRequest>) {
     metrics::histogram!("tally_group_commit_streams").record(group.len() as f64);
-    let mut signals: Vec<_> = group.iter_mut().map(|r| r.appended.take()).collect();
+    let mut signals: Vec<_> = group
+        .iter_mut()
+        .map(|r| (r.announced.take(), r.appended.take()))
+        .collect();
     let appends: Vec<StreamAppend<'_>> = group
         .iter()
         .map(|r| StreamAppend {
@@ -73,10 +80,17 @@ async fn commit(store: &EventStore, mut group: Vec<CommitRequest>) {
         })
         .collect();
     let outcome = store
-        .append_many_notify(&appends, |i, result| {
-            if let Some(signal) = signals.get_mut(i).and_then(Option::take) {
+        .append_many_notify(&appends, |i, stage, head| {
+            let Some((announced, appended)) = signals.get_mut(i) else {
+                return;
+            };
+            let signal = match stage {
+                AppendStage::Announced => announced.take(),
+                AppendStage::Inserted => appended.take(),
+            };
+            if let Some(signal) = signal {
                 // A ledger task that stopped waiting is gone; nothing to tell it.
-                let _ = signal.send(result.head_hash);
+                let _ = signal.send(head.head_hash);
             }
         })
         .await;

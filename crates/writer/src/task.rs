@@ -135,6 +135,8 @@ struct Flight {
 struct InCommit {
     events: usize,
     started: Instant,
+    /// The head the batch will leave, once its transaction has announced it; `None` once taken or gone.
+    announced: Option<oneshot::Receiver<[u8; 32]>>,
     appended: oneshot::Receiver<[u8; 32]>,
     outcome: oneshot::Receiver<Result<AppendResult, CommitFailure>>,
 }
@@ -261,12 +263,14 @@ impl Ledgers {
         }
         let events = decided.events.len();
         let (reply, outcome) = oneshot::channel();
+        let (announced_tx, announced) = oneshot::channel();
         let (appended_tx, appended) = oneshot::channel();
         let request = CommitRequest {
             stream_id: self.ledger.as_str().to_owned(),
             expected_version: base as i64,
             expected_head: head,
             events: decided.events,
+            announced: Some(announced_tx),
             appended: Some(appended_tx),
             reply,
         };
@@ -286,6 +290,7 @@ impl Ledgers {
             commit: Some(InCommit {
                 events,
                 started: Instant::now(),
+                announced: Some(announced),
                 appended,
                 outcome,
             }),
@@ -296,9 +301,10 @@ impl Ledgers {
     /// decide again after a conflict (the cached state is then dropped); every other job is answered.
     ///
     /// Behind a large batch, jobs that arrive while its statement runs are gathered, and once they are
-    /// many (where deciding takes as long as appending) decided at once on its state: the ledger's
-    /// deciding then overlaps the database's work instead of alternating with it. Either way the next
-    /// batch is sent only once the statement has run and named the head to chain on.
+    /// many (where deciding takes as long as appending) decided at once on its state and sent chained on
+    /// the head its transaction announced: the ledger's deciding and PostgreSQL's reading of the next
+    /// batch then overlap the inserts of this one instead of alternating with them. Otherwise the next
+    /// batch is sent once this batch's statement has run, so that what arrives meanwhile goes together.
     async fn pipeline(&mut self, mut flight: Flight, queue: &mut mpsc::Receiver<Job>) -> Vec<Job> {
         let mut open = true;
         loop {
@@ -309,11 +315,22 @@ impl Ledgers {
             let eager = flight.jobs.iter().map(|j| j.items.len()).sum::<usize>() >= EAGER_ITEMS;
             // The head this batch leaves behind, once its statement has run. A committer that fails the
             // group, or appends the stream on its own after a unique violation, never says: no chaining.
+            // The head this batch has announced: a batch decided early is sent on it at once.
+            let mut promised = None;
             let head = match &mut flight.commit {
                 Some(commit) => loop {
+                    if prepared.is_some()
+                        && let Some(head) = promised
+                    {
+                        break Some(head);
+                    }
                     tokio::select! {
                         biased;
                         head = &mut commit.appended => break head.ok(),
+                        head = async { commit.announced.as_mut()?.await.ok() }, if commit.announced.is_some() => {
+                            commit.announced = None;
+                            promised = head;
+                        }
                         job = queue.recv(), if eager && open && prepared.is_none() && flight.state.is_some() => {
                             let Some(job) = job else {
                                 open = false;

@@ -268,3 +268,75 @@ async fn a_chained_batch_fails_when_its_predecessor_rolls_back(pool: PgPool) {
     );
     intact(store.verify_stream("ledger-a").await.expect("verify"), 1);
 }
+
+/// A transaction that has announced (`tally_announce`) the head it will leave at version 3 of ledger-a
+/// but not sent its events yet, and what that head will be: the same events appended and rolled back.
+async fn announced_predecessor(
+    store: &EventStore,
+    first: &[tally_eventstore::NewEvent],
+) -> (
+    sqlx::Transaction<'static, sqlx::Postgres>,
+    tally_eventstore::AppendResult,
+) {
+    let mut probe = store.pool().begin().await.expect("begin");
+    let promised = tally_eventstore::append_in_tx(&mut probe, "ledger-a", 1, first)
+        .await
+        .expect("appended inside the probe");
+    probe.rollback().await.expect("rollback");
+    let mut tx = store.pool().begin().await.expect("begin");
+    sqlx::query("select tally_announce(array['ledger-a'], array[3::bigint])")
+        .execute(&mut *tx)
+        .await
+        .expect("announced");
+    (tx, promised)
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_batch_chained_on_an_announced_head_waits_for_it_even_before_its_events_arrive(
+    pool: PgPool,
+) {
+    let store = EventStore::new(pool);
+    append(&store, "ledger-a", 0, &events(1)).await;
+    let first = events(2);
+    let (mut tx, promised) = announced_predecessor(&store, &first).await;
+    let next = spawn_chained(&store, &promised);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !next.is_finished(),
+        "the chained batch waits for the announcing transaction, though the head is still at 1"
+    );
+    let appended = tally_eventstore::append_in_tx(&mut tx, "ledger-a", 1, &first)
+        .await
+        .expect("the predecessor appends");
+    assert_eq!(appended.head_hash, promised.head_hash);
+    tx.commit().await.expect("commit");
+    let result = next
+        .await
+        .expect("task")
+        .expect("the chained batch commits after its predecessor");
+    assert_eq!(result.version, 6);
+    intact(store.verify_stream("ledger-a").await.expect("verify"), 6);
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_batch_chained_on_an_announced_head_fails_when_the_announcer_rolls_back(pool: PgPool) {
+    let store = EventStore::new(pool);
+    append(&store, "ledger-a", 0, &events(1)).await;
+    let (tx, promised) = announced_predecessor(&store, &events(2)).await;
+    let next = spawn_chained(&store, &promised);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tx.rollback().await.expect("rollback");
+    let outcome = next.await.expect("task");
+    assert!(
+        matches!(
+            outcome,
+            Err(StoreError::Conflict {
+                expected: 3,
+                actual: 1,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    intact(store.verify_stream("ledger-a").await.expect("verify"), 1);
+}

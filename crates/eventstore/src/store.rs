@@ -162,10 +162,10 @@ impl EventStore {
     ///
     /// - [`AppendStage::Announced`]: the transaction has announced the head it is about to append
     ///   (`tally_announce`, migration 0013), before the events are even sent; only appends of a few hundred
-    ///   events or more are announced. An append chained on that
-    ///   head (with [`StreamAppend::expected_head`]) can be sent from now on: it waits for this
-    ///   transaction to end, and succeeds only if this append committed with exactly that head. The head
-    ///   is a promise: this append may still be refused or fail.
+    ///   events or more are announced. An append chained on that head (with
+    ///   [`StreamAppend::expected_head`]) can be sent from now on: it waits for this transaction to end,
+    ///   and succeeds only if this append committed with exactly that head. The head is a promise: this
+    ///   append may still be refused or fail.
     /// - [`AppendStage::Inserted`]: the statement inserted the stream's events and holds its head row;
     ///   only the commit is left.
     ///

@@ -271,9 +271,8 @@ async fn pipelined_batches_of_two_instances_on_one_ledger_lose_and_double_nothin
 
 /// Large batches that arrive while a batch appends are decided before its statement ends (the overlap the
 /// batch endpoint lives on), then sent chained on the head it announced, before its events have even
-/// arrived. With two instances racing on one ledger, those
-/// early decisions keep resting on predecessors that lost the race: each must be decided again, and every
-/// transfer committed exactly once.
+/// arrived. With two instances racing on one ledger, those early decisions keep resting on predecessors
+/// that lost the race: each must be decided again, and every transfer committed exactly once.
 #[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
 async fn large_batches_decided_during_an_append_lose_and_double_nothing(pool: PgPool) {
     const CALLERS: u32 = 6;

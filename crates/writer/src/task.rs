@@ -313,10 +313,12 @@ impl Ledgers {
             // Only behind a large batch: waking for every single command that arrives during a small one
             // costs more than deciding a few dozen commands takes.
             let eager = flight.jobs.iter().map(|j| j.items.len()).sum::<usize>() >= EAGER_ITEMS;
-            // The head this batch leaves behind, once its statement has run. A committer that fails the
-            // group, or appends the stream on its own after a unique violation, never says: no chaining.
-            // The head this batch has announced: a batch decided early is sent on it at once.
+            // The head this batch has announced (large batches only): a batch decided early is sent on it
+            // at once.
             let mut promised = None;
+            // The head this batch leaves behind: the promised one for a batch decided early, else the one
+            // its statement reports once it has run. A committer that fails the group, or appends the
+            // stream on its own after a unique violation, says neither: no chaining.
             let head = match &mut flight.commit {
                 Some(commit) => loop {
                     if prepared.is_some()

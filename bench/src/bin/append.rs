@@ -59,6 +59,11 @@ struct Args {
     /// The writer's `committers` (transactions appending at once); default: the writer's own default.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     committers: Option<u64>,
+    /// Random (v4) transfer ids instead of time-ordered (v7) ones. The ids are the clients' idempotency
+    /// keys and the store keeps a unique index on them: random ones land on random pages of that index,
+    /// which costs PostgreSQL about a fifth of its insert rate here (BENCHMARKS.md).
+    #[arg(long)]
+    random_ids: bool,
 }
 
 /// The figures of one run, printed as one JSON line (the field order is the documented one).
@@ -113,7 +118,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut callers = JoinSet::new();
     for index in 0..args.callers as usize {
-        callers.spawn(caller(writers.clone(), Arc::clone(&ledgers), index, window));
+        callers.spawn(caller(
+            writers.clone(),
+            Arc::clone(&ledgers),
+            index,
+            window,
+            args.random_ids,
+        ));
     }
     let mut latencies_us = Vec::new();
     while let Some(joined) = callers.join_next().await {
@@ -237,6 +248,7 @@ async fn caller(
     ledgers: Arc<[LedgerId]>,
     index: usize,
     window: Window,
+    random_ids: bool,
 ) -> anyhow::Result<Vec<u64>> {
     let mut latencies_us = Vec::new();
     // Callers start at different ledgers so that, with many ledgers, they are spread from the start.
@@ -248,8 +260,13 @@ async fn caller(
         }
         let ledger = &ledgers[next % ledgers.len()];
         next += 1;
+        let id = if random_ids {
+            Uuid::new_v4()
+        } else {
+            Uuid::now_v7()
+        };
         let answer = writers
-            .submit(ledger, submission(transfer(Uuid::new_v4())?))
+            .submit(ledger, submission(transfer(id)?))
             .await
             .with_context(|| format!("append to ledger {ledger}"))?;
         match answer {

@@ -1,6 +1,6 @@
 //! Query API benchmark helpers (issue 6), run by `bench/run-query`.
 //!
-//! `query bare`: the same-run baseline. A bare axum handler that answers every request with fixed bytes (a
+//! `query bare`: the same-run baseline (of `bench/run-query`, and with `--status 201` of `bench/run-http`). A bare axum handler that answers every request with fixed bytes (a
 //! body and headers fetched once from the real `tally query-api` endpoint) over HTTPS, with rustls set up as
 //! `tally-server` sets it up (the `ring` provider, safe default protocol versions, ALPN `h2`/`http/1.1`)
 //! and the same certificate, and no middleware: no request id, tracing span, metrics, timeout, panic
@@ -55,6 +55,9 @@ enum Command {
         /// A response header, `name: value`; repeat for each.
         #[arg(long = "header")]
         headers: Vec<String>,
+        /// The response status: 200 for a read, 201 to stand in for the command API's posts.
+        #[arg(long, default_value_t = 200)]
+        status: u16,
     },
     /// Delete an exchange from the broker (ignores one that does not exist).
     DropExchange {
@@ -67,12 +70,13 @@ enum Command {
 
 /// What every request is answered with.
 struct Fixed {
+    status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
 }
 
 async fn answer(State(fixed): State<Arc<Fixed>>) -> impl IntoResponse {
-    (StatusCode::OK, fixed.headers.clone(), fixed.body.clone())
+    (fixed.status, fixed.headers.clone(), fixed.body.clone())
 }
 
 fn tls_config(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<ServerConfig> {
@@ -115,8 +119,10 @@ async fn bare(
     key: PathBuf,
     body: PathBuf,
     headers: Vec<String>,
+    status: u16,
 ) -> anyhow::Result<()> {
     let fixed = Arc::new(Fixed {
+        status: StatusCode::from_u16(status).with_context(|| format!("status {status}"))?,
         headers: parse_headers(&headers)?,
         body: Bytes::from(
             std::fs::read(&body).with_context(|| format!("read body {}", body.display()))?,
@@ -163,7 +169,8 @@ async fn main() -> anyhow::Result<()> {
             key,
             body,
             headers,
-        } => bare(addr, cert, key, body, headers).await,
+            status,
+        } => bare(addr, cert, key, body, headers, status).await,
         Command::DropExchange { amqp_url, exchange } => drop_exchange(amqp_url, exchange).await,
     }
 }

@@ -3,14 +3,16 @@
 //! round trip per event and leg was what kept the live projector slower than the writer. Tables are
 //! those of the current `search_path` (`read`, or the fresh schema of a rebuild).
 
+use crate::copy::{CopyRows, HEADER, TRAILER, copy_entries, copy_transfers};
 use crate::error::ProjectionError;
+use crate::rows::TransferRow;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 use std::collections::HashMap;
-use tally_domain::{Amount, Event, LegSpec, Side, TransferSpec};
+use tally_domain::{Event, LegSpec, Side, TransferSpec};
 use uuid::Uuid;
 
 /// Where an event sits in its stream, and when it was recorded.
@@ -44,23 +46,11 @@ struct Statement {
     tail: Option<(Key, i128)>,
 }
 
-struct TransferRow {
+/// A transfer created in this transaction: its ledger, id and row, still changed in memory.
+struct NewTransfer {
     ledger: String,
     id: Uuid,
-    status: &'static str,
-    legs: Vec<LegSpec>,
-    posted: Option<Value>,
-    effective_at: DateTime<Utc>,
-    recorded_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    description: String,
-    metadata: Value,
-    reverses: Option<Uuid>,
-    corrects: Option<Uuid>,
-    reason: Option<String>,
-    reversed_by: Option<Uuid>,
-    created_version: i64,
-    version: i64,
+    row: TransferRow,
 }
 
 struct EntryRow {
@@ -106,7 +96,7 @@ struct Totals {
 pub(crate) struct Changes {
     statements: HashMap<(String, String), Statement>,
     totals: HashMap<(String, String), Totals>,
-    transfers: Vec<TransferRow>,
+    transfers: Vec<NewTransfer>,
     new_transfers: HashMap<(String, Uuid), usize>,
     entries: Vec<EntryRow>,
     volumes: HashMap<(String, String, NaiveDate), Volume>,
@@ -273,12 +263,12 @@ impl Changes {
                     self.post(conn, ledger, at, &booking, i, leg, leg.amount.get())
                         .await?;
                 }
-                let mut row = transfer_row(ledger, at, transfer, "posted", effective_at, None);
+                let mut new = transfer_row(ledger, at, transfer, "posted", effective_at, None);
                 if let Some(c) = correction {
-                    row.corrects = Some(c.of.0);
-                    row.reason = Some(c.reason.as_str().to_owned());
+                    new.row.corrects = Some(c.of.0);
+                    new.row.reason = Some(c.reason.as_str().to_owned());
                 }
-                self.insert_transfer(row);
+                self.insert_transfer(new);
             }
             Event::TransferReserved {
                 transfer,
@@ -320,7 +310,7 @@ impl Changes {
                 let posted = serde_json::to_value(&amounts).unwrap_or_default();
                 if let Some(t) = self.new_transfer(ledger, id.0) {
                     t.status = "posted";
-                    t.posted = Some(posted);
+                    t.posted = Some(amounts.clone());
                     t.effective_at = effective_at;
                     t.version = v;
                 } else {
@@ -368,10 +358,10 @@ impl Changes {
                     metadata: Default::default(),
                     pending: None,
                 };
-                let mut row = transfer_row(ledger, at, spec, "posted", effective_at, None);
-                row.reverses = Some(reversal.original.0);
-                row.reason = Some(reversal.reason.as_str().to_owned());
-                self.insert_transfer(row);
+                let mut new = transfer_row(ledger, at, spec, "posted", effective_at, None);
+                new.row.reverses = Some(reversal.original.0);
+                new.row.reason = Some(reversal.reason.as_str().to_owned());
+                self.insert_transfer(new);
                 let original = reversal.original.0;
                 if let Some(t) = self.new_transfer(ledger, original) {
                     t.status = "reversed";
@@ -401,15 +391,15 @@ impl Changes {
         Ok(())
     }
 
-    fn insert_transfer(&mut self, row: TransferRow) {
+    fn insert_transfer(&mut self, new: NewTransfer) {
         self.new_transfers
-            .insert((row.ledger.clone(), row.id), self.transfers.len());
-        self.transfers.push(row);
+            .insert((new.ledger.clone(), new.id), self.transfers.len());
+        self.transfers.push(new);
     }
 
     fn new_transfer(&mut self, ledger: &str, id: Uuid) -> Option<&mut TransferRow> {
         let i = *self.new_transfers.get(&(ledger.to_owned(), id))?;
-        self.transfers.get_mut(i)
+        self.transfers.get_mut(i).map(|t| &mut t.row)
     }
 
     /// A transfer's legs and description, from this transaction's new rows or the table.
@@ -571,6 +561,9 @@ impl Changes {
             return Ok(());
         }
         let e = std::mem::take(&mut self.entries);
+        if e.len() >= COPY_AT {
+            return copy_in(conn, &copy_entries(None), entry_rows(&e)).await;
+        }
         bind_entries(sqlx::query(INSERT_ENTRIES), &e)
             .execute(&mut *conn)
             .await?;
@@ -587,8 +580,18 @@ impl Changes {
         projection: &str,
         moved: &[Moved],
     ) -> Result<(), ProjectionError> {
-        let e = &self.entries;
-        let t = &self.transfers;
+        // A large group (a projector catching up, or behind a bulk load) sends its new rows with binary
+        // `COPY`, which spares PostgreSQL building and taking apart arrays and parsing numerics from
+        // text: a fifth of the writing statement's time for such a group. A small one keeps the single
+        // round trip.
+        let (e, t): (&[EntryRow], &[NewTransfer]) =
+            if self.entries.len() + self.transfers.len() >= COPY_AT {
+                copy_in(conn, &copy_entries(None), entry_rows(&self.entries)).await?;
+                copy_in(conn, &copy_transfers(None), transfer_rows(&self.transfers)).await?;
+                (&[], &[])
+            } else {
+                (&self.entries, &self.transfers)
+            };
         let totals: Vec<_> = self.totals.into_iter().collect();
         let total = |i: usize| {
             totals
@@ -600,24 +603,39 @@ impl Changes {
         bind_entries(sqlx::query(FINISH), e)
             .bind(t.iter().map(|t| t.ledger.as_str()).collect::<Vec<_>>())
             .bind(t.iter().map(|t| t.id).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.status).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.row.status).collect::<Vec<_>>())
             .bind(
                 t.iter()
-                    .map(|t| serde_json::to_value(&t.legs).unwrap_or_default())
+                    .map(|t| serde_json::to_value(&t.row.legs).unwrap_or_default())
                     .collect::<Vec<_>>(),
             )
-            .bind(t.iter().map(|t| t.posted.clone()).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.effective_at).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.recorded_at).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.expires_at).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.description.as_str()).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.metadata.clone()).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.reverses).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.corrects).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.reason.as_deref()).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.reversed_by).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.created_version).collect::<Vec<_>>())
-            .bind(t.iter().map(|t| t.version).collect::<Vec<_>>())
+            .bind(
+                t.iter()
+                    .map(|t| {
+                        let posted = t.row.posted.as_ref()?;
+                        Some(serde_json::to_value(posted).unwrap_or_default())
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .bind(t.iter().map(|t| t.row.effective_at).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.row.recorded_at).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.row.expires_at).collect::<Vec<_>>())
+            .bind(
+                t.iter()
+                    .map(|t| t.row.description.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(t.iter().map(|t| t.row.metadata.clone()).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.row.reverses).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.row.corrects).collect::<Vec<_>>())
+            .bind(
+                t.iter()
+                    .map(|t| t.row.reason.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(t.iter().map(|t| t.row.reversed_by).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.row.created_version).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.row.version).collect::<Vec<_>>())
             .bind(
                 totals
                     .iter()
@@ -681,6 +699,56 @@ impl Changes {
             .await?;
         Ok(())
     }
+}
+
+/// Rows a group writes from which on they go by `COPY` (see [`Changes::finish`]). Below it, the extra
+/// round trips cost more than the parsing saved.
+const COPY_AT: usize = 1_000;
+
+/// Sends `rows` (binary `COPY` rows, without header and trailer) with `statement`.
+async fn copy_in(
+    conn: &mut PgConnection,
+    statement: &str,
+    rows: Vec<u8>,
+) -> Result<(), ProjectionError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut copy = conn.copy_in_raw(statement).await?;
+    copy.send(HEADER).await?;
+    copy.send(rows).await?;
+    copy.send(TRAILER).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// `entries` in the field order of [`copy_entries`].
+fn entry_rows(entries: &[EntryRow]) -> Vec<u8> {
+    let mut rows = CopyRows::new();
+    for e in entries {
+        rows.text(&e.ledger)
+            .text(&e.account)
+            .time(e.key.0)
+            .int8(e.key.1)
+            .int4(e.key.2)
+            .uuid(e.transfer_id)
+            .text(side(e.side))
+            .numeric(e.amount)
+            .numeric(e.balance_after)
+            .time(e.recorded_at)
+            .text(&e.description);
+        rows.close_row();
+    }
+    rows.into_bytes()
+}
+
+/// `transfers` in the field order of [`copy_transfers`].
+fn transfer_rows(transfers: &[NewTransfer]) -> Vec<u8> {
+    let mut rows = CopyRows::new();
+    for t in transfers {
+        t.row.copy_into(&mut rows, &t.ledger, t.id);
+    }
+    rows.into_bytes()
 }
 
 /// The buffered entries, written ahead of a backdated one (see `Changes::post`).
@@ -804,34 +872,27 @@ fn transfer_row(
     status: &'static str,
     effective_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
-) -> TransferRow {
-    let posted = (status == "posted").then(|| {
-        serde_json::to_value(
-            transfer
-                .legs
-                .iter()
-                .map(|l| l.amount)
-                .collect::<Vec<Amount>>(),
-        )
-        .unwrap_or_default()
-    });
-    TransferRow {
+) -> NewTransfer {
+    let posted = (status == "posted").then(|| transfer.legs.iter().map(|l| l.amount).collect());
+    NewTransfer {
         ledger: ledger.to_owned(),
         id: transfer.id.0,
-        status,
-        posted,
-        effective_at,
-        recorded_at: at.recorded_at,
-        expires_at,
-        metadata: serde_json::to_value(&transfer.metadata).unwrap_or_default(),
-        description: transfer.description,
-        legs: transfer.legs,
-        reverses: None,
-        corrects: None,
-        reason: None,
-        reversed_by: None,
-        created_version: at.version,
-        version: at.version,
+        row: TransferRow {
+            status,
+            posted,
+            effective_at,
+            recorded_at: at.recorded_at,
+            expires_at,
+            metadata: serde_json::to_value(&transfer.metadata).unwrap_or_default(),
+            description: transfer.description,
+            legs: transfer.legs,
+            reverses: None,
+            corrects: None,
+            reason: None,
+            reversed_by: None,
+            created_version: at.version,
+            version: at.version,
+        },
     }
 }
 

@@ -3,10 +3,11 @@
 //! `differences` check compares the two paths, so they cannot drift apart unnoticed.
 
 use crate::apply::At;
-use crate::copy::CopyRows;
+use crate::copy::{CopyRows, copy_entries, copy_transfers};
 use crate::error::ProjectionError;
 use crate::load::Sink;
 use crate::project::PROJECTION;
+use crate::rows::TransferRow;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
@@ -50,23 +51,6 @@ struct AccountRow {
     version: i64,
     /// Business time of the account's last entry (`read.accounts.last_entry_at`).
     last_entry_at: Option<DateTime<Utc>>,
-}
-
-struct TransferRow {
-    status: &'static str,
-    legs: Vec<LegSpec>,
-    posted: Option<Vec<Amount>>,
-    effective_at: DateTime<Utc>,
-    recorded_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    description: String,
-    metadata: Value,
-    reverses: Option<Uuid>,
-    corrects: Option<Uuid>,
-    reason: Option<String>,
-    reversed_by: Option<Uuid>,
-    created_version: i64,
-    version: i64,
 }
 
 struct EntryRow {
@@ -457,17 +441,7 @@ pub(crate) struct Sinks {
 
 /// The statements the [`Sinks`] load with, in `schema`.
 pub(crate) fn copy_statements(schema: &str) -> (String, String) {
-    (
-        format!(
-            "copy {schema}.transfers (ledger_id, transfer_id, status, legs, posted_amounts, effective_at, \
-             recorded_at, expires_at, description, metadata, reverses, corrects, reason, reversed_by, \
-             created_version, version) from stdin with (format binary)"
-        ),
-        format!(
-            "copy {schema}.entries (ledger_id, account, effective_at, version, leg, transfer_id, side, \
-             amount, balance_after, recorded_at, description) from stdin with (format binary)"
-        ),
-    )
+    (copy_transfers(Some(schema)), copy_entries(Some(schema)))
 }
 
 impl Fold {
@@ -547,22 +521,7 @@ async fn send_transfers(
     // that of the one by last change), so that its build finds them sorted.
     let mut rows = CopyRows::new();
     for (id, t) in &transfers {
-        rows.text(&ledger).uuid(*id).text(t.status).json(&t.legs);
-        match &t.posted {
-            Some(posted) => rows.json(posted),
-            None => rows.null(),
-        };
-        rows.time(t.effective_at)
-            .time(t.recorded_at)
-            .opt_time(t.expires_at)
-            .text(&t.description)
-            .json(&t.metadata)
-            .opt_uuid(t.reverses)
-            .opt_uuid(t.corrects)
-            .opt_text(t.reason.as_deref())
-            .opt_uuid(t.reversed_by)
-            .int8(t.created_version)
-            .int8(t.version);
+        t.copy_into(&mut rows, &ledger, *id);
         rows.end_row(&sink).await?;
     }
     rows.flush(&sink).await?;

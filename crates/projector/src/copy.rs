@@ -21,6 +21,25 @@ pub(crate) const TRAILER: &[u8] = &[0xff, 0xff];
 const NUMERIC_POSITIVE: u16 = 0x0000;
 const NUMERIC_NEGATIVE: u16 = 0x4000;
 
+/// The binary `COPY` into `transfers` of `schema` (`None`: of the `search_path`), fields in this order.
+pub(crate) fn copy_transfers(schema: Option<&str>) -> String {
+    format!(
+        "copy {}transfers (ledger_id, transfer_id, status, legs, posted_amounts, effective_at, recorded_at, \
+         expires_at, description, metadata, reverses, corrects, reason, reversed_by, created_version, \
+         version) from stdin with (format binary)",
+        schema.map(|s| format!("{s}.")).unwrap_or_default()
+    )
+}
+
+/// The binary `COPY` into `entries` of `schema` (`None`: of the `search_path`), fields in this order.
+pub(crate) fn copy_entries(schema: Option<&str>) -> String {
+    format!(
+        "copy {}entries (ledger_id, account, effective_at, version, leg, transfer_id, side, amount, \
+         balance_after, recorded_at, description) from stdin with (format binary)",
+        schema.map(|s| format!("{s}.")).unwrap_or_default()
+    )
+}
+
 /// Rows of one table, appended field by field and handed to its loader in large chunks.
 pub(crate) struct CopyRows {
     buf: Vec<u8>,
@@ -158,7 +177,8 @@ impl CopyRows {
         }
     }
 
-    fn close_row(&mut self) {
+    /// Ends the row, keeping it in the buffer (see [`Self::into_bytes`]).
+    pub(crate) fn close_row(&mut self) {
         if let Some(at) = self.row_start.take() {
             self.buf[at..at + 2].copy_from_slice(&self.fields.to_be_bytes());
         }
@@ -173,6 +193,11 @@ impl CopyRows {
             sink.rows(full).await?;
         }
         Ok(())
+    }
+
+    /// The rows, for a `COPY` sent at once rather than streamed.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
     }
 
     /// Hands what is left to the loader.

@@ -12,6 +12,7 @@ mod indexes;
 mod load;
 mod project;
 pub mod rebuild;
+mod rows;
 pub mod statistics;
 
 pub use consumer::{Projector, ProjectorConfig};

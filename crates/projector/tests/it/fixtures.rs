@@ -117,6 +117,29 @@ pub fn backdated(n: u128, from: &str, to: &str, amount: i128, days: i64) -> Comm
 }
 
 /// Every event of `ledger` in the store, as the broker would carry them.
+/// Text that the COPY formats must escape (see [`awkward`]).
+pub const AWKWARD_DESCRIPTION: &str =
+    "tab\there, line\nbreak, back\\slash \\N, \"quoted\", ünïcödé 🙂\r";
+pub const AWKWARD_NOTE: &str = "a\tb\\c\nd \\N";
+
+/// A backdated transfer described with [`AWKWARD_DESCRIPTION`], with metadata `note` [`AWKWARD_NOTE`],
+/// and a business time with nanoseconds to truncate.
+pub fn awkward(n: u128) -> CommandKind {
+    let mut awkward = backdated(n, "equity:capital", "assets:cash", 42, 2);
+    if let CommandKind::RecordTransfer(spec) = &mut awkward {
+        spec.description = AWKWARD_DESCRIPTION.into();
+        spec.metadata = Metadata::parse(BTreeMap::from([(
+            "note".to_owned(),
+            AWKWARD_NOTE.to_owned(),
+        )]))
+        .expect("metadata");
+        spec.effective_at = spec
+            .effective_at
+            .map(|at| at + chrono::Duration::nanoseconds(123_456_789));
+    }
+    awkward
+}
+
 pub async fn stored(store: &EventStore, ledger: &str) -> Vec<tally_projector::StoredEvent> {
     store
         .read_stream_payloads(ledger, 0, 10_000)
@@ -182,6 +205,28 @@ impl Traffic {
             )
             .await;
         assert!(matches!(answer, Ok(Ok(_))), "command refused: {answer:?}");
+    }
+
+    /// Commands appended together, each accepted on its own.
+    pub async fn batch(&self, ledger: &str, kinds: Vec<CommandKind>) {
+        let ledger = LedgerId::parse(ledger).expect("valid ledger");
+        let submissions = kinds
+            .into_iter()
+            .map(|kind| Submission {
+                kind,
+                metadata: meta(),
+            })
+            .collect();
+        let answers = self
+            .writers
+            .submit_batch(&ledger, submissions, false)
+            .await
+            .expect("batch taken");
+        assert!(
+            answers.iter().all(|a| a.is_ok()),
+            "a command was refused: {:?}",
+            answers.iter().find(|a| a.is_err())
+        );
     }
 
     /// A mix of every kind of posting: plain, backdated, pending posted in part, voided, reversed.

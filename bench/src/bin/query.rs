@@ -1,6 +1,7 @@
 //! Query API benchmark helpers (issue 6), run by `bench/run-query`.
 //!
-//! `query bare`: the same-run baseline (of `bench/run-query`, and with `--status 201` of `bench/run-http`). A bare axum handler that answers every request with fixed bytes (a
+//! `query bare`: the same-run baseline of `bench/run-query` (and, with `--status 201`, the ceiling of
+//! `bench/run-http`'s single load). A bare axum handler that answers every request with fixed bytes (a
 //! body and headers fetched once from the real `tally query-api` endpoint) over HTTPS, with rustls set up as
 //! `tally-server` sets it up (the `ring` provider, safe default protocol versions, ALPN `h2`/`http/1.1`)
 //! and the same certificate, and no middleware: no request id, tracing span, metrics, timeout, panic

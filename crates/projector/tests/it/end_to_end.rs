@@ -314,27 +314,22 @@ async fn a_group_large_enough_to_be_copied_is_written_exactly(pool: PgPool) {
     let traffic = Traffic::start(&pool).await;
     traffic.mixed("alpha", 100).await;
     traffic.must("alpha", awkward(2_000)).await;
+    let many = |first: u128, from: &str, to: &str| {
+        (0..600u128)
+            .map(|n| transfer(first + n, from, to, 1 + n as i128))
+            .collect()
+    };
     // 600 transfers, 1,800 rows: one catch-up group well past the size from which on the live path
     // sends its new entries and transfers with binary COPY instead of one statement. The backdated
     // transfer of the mix after them has the 1,200 entries before it written first, also by COPY; the
     // transfers (the awkward one's text among them) wait for the end of the group.
     traffic
-        .batch(
-            "alpha",
-            (0..600u128)
-                .map(|n| transfer(1_000 + n, "equity:capital", "assets:cash", 1 + n as i128))
-                .collect(),
-        )
+        .batch("alpha", many(1_000, "equity:capital", "assets:cash"))
         .await;
     traffic.mixed("alpha", 3_000).await;
     // And 1,200 more entries for the end of the group.
     traffic
-        .batch(
-            "alpha",
-            (0..600u128)
-                .map(|n| transfer(4_000 + n, "assets:cash", "assets:bank", 1 + n as i128))
-                .collect(),
-        )
+        .batch("alpha", many(4_000, "assets:cash", "assets:bank"))
         .await;
     let store = traffic.store.clone();
     let projected = tally_projector::catch_up_all(&pool, &store, "read", &mut |_| {})

@@ -1,9 +1,10 @@
 //! The fast path of a rebuild: fold a ledger's whole stream in memory into the rows the incremental
 //! projection would have produced, then write each table with a few set-based statements. The
-//! `differences` check compares the two paths, so they cannot drift apart unnoticed.
+//! `differences` check compares the two paths, so they cannot drift apart unnoticed; only the encoding
+//! of a transfer row (`rows.rs`) is shared, and the tests check its text against what was posted.
 
 use crate::apply::At;
-use crate::copy::{CopyRows, copy_entries, copy_transfers};
+use crate::copy::CopyRows;
 use crate::error::ProjectionError;
 use crate::load::Sink;
 use crate::project::PROJECTION;
@@ -437,11 +438,6 @@ fn read_ahead(
 pub(crate) struct Sinks {
     pub(crate) transfers: Sink,
     pub(crate) entries: Sink,
-}
-
-/// The statements the [`Sinks`] load with, in `schema`.
-pub(crate) fn copy_statements(schema: &str) -> (String, String) {
-    (copy_transfers(Some(schema)), copy_entries(Some(schema)))
 }
 
 impl Fold {

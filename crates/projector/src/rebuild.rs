@@ -1,7 +1,8 @@
 //! Blue/green rebuild: build fresh read models from the store in a scratch schema, catch up, then swap
 //! schemas in one short transaction while readers keep reading the old tables until the swap.
 
-use crate::bulk::{Sinks, copy_statements, fold_ledger, write_ledger};
+use crate::bulk::{Sinks, fold_ledger, write_ledger};
+use crate::copy::{copy_entries, copy_transfers};
 use crate::error::ProjectionError;
 use crate::indexes::IndexPlan;
 use crate::load::Loader;
@@ -73,10 +74,14 @@ async fn build(
     create_scratch(pool, schema).await?;
     let plan = IndexPlan::of_read(pool, schema).await?;
     let streams = store.list_streams().await?;
-    let (transfers_sql, entries_sql) = copy_statements(schema);
-    let (transfers, transfer_sinks) =
-        Loader::start(pool, "transfers", transfers_sql, streams.len());
-    let (entries, entry_sinks) = Loader::start(pool, "entries", entries_sql, streams.len());
+    let (transfers, transfer_sinks) = Loader::start(
+        pool,
+        "transfers",
+        copy_transfers(Some(schema)),
+        streams.len(),
+    );
+    let (entries, entry_sinks) =
+        Loader::start(pool, "entries", copy_entries(Some(schema)), streams.len());
     let plan = &plan;
     let loaded = [transfers.table, entries.table];
     let report = &mut *progress;

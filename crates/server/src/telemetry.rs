@@ -9,6 +9,7 @@ pub const DEFAULT_FILTER: &str = "info,sqlx::postgres::notice=warn";
 /// Installs the global tracing subscriber, once; later calls (and a subscriber installed by someone else
 /// first, e.g. a test harness) leave the existing one in place.
 ///
+/// - Everything is written to stderr; stdout belongs to the command's output.
 /// - `RUST_LOG` filters (default `info`, with PostgreSQL notices at `warn`); an invalid value falls back to the default, with a warning.
 /// - `TALLY_LOG_FORMAT=json` writes one JSON object per line, with the fields of the current span (for
 ///   requests: `http.method`, `http.route`, `request_id`) so each line stands alone; anything else writes
@@ -24,7 +25,10 @@ pub fn init() {
     let json =
         std::env::var("TALLY_LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"));
 
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr, so a command's stdout (NDJSON, reports, tables) can be piped as it is.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let installed = if json {
         builder
             .json()

@@ -4,7 +4,7 @@
 //! from text, which was about half of its cost of loading entries.
 
 use crate::error::ProjectionError;
-use crate::load::Sink;
+use crate::rebuild::Sink;
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 

@@ -3,11 +3,11 @@
 //! `differences` check compares the two paths, so they cannot drift apart unnoticed; only the encoding
 //! of a transfer row (`rows.rs`) is shared, and the tests check its text against what was posted.
 
-use crate::apply::At;
+use super::load::Sink;
 use crate::copy::CopyRows;
 use crate::error::ProjectionError;
-use crate::load::Sink;
-use crate::project::PROJECTION;
+use crate::live::At;
+use crate::live::PROJECTION;
 use crate::rows::TransferRow;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{StreamExt, stream};

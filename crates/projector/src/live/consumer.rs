@@ -2,8 +2,8 @@
 //! processes give fail-over without double processing), acks only after the read models committed, and
 //! sweeps the store periodically so a lost message never leaves a ledger behind for long.
 
+use super::project::{StoredEvent, catch_up, catch_up_all, project_batches};
 use crate::error::ProjectionError;
-use crate::project::{StoredEvent, catch_up, catch_up_all, project_batches};
 use futures_util::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,

@@ -1,18 +1,24 @@
 //! Blue/green rebuild: build fresh read models from the store in a scratch schema, catch up, then swap
 //! schemas in one short transaction while readers keep reading the old tables until the swap.
 
-use crate::bulk::{Sinks, fold_ledger, write_ledger};
+mod bulk;
+mod indexes;
+mod load;
+
 use crate::copy::{copy_entries, copy_transfers};
 use crate::error::ProjectionError;
-use crate::indexes::IndexPlan;
-use crate::load::Loader;
-use crate::project::{PROJECTION, catch_up_all};
+use crate::live::{PROJECTION, catch_up_all};
+use bulk::{Sinks, fold_ledger, write_ledger};
 use futures_util::{StreamExt, stream};
+use indexes::IndexPlan;
+use load::Loader;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Instant;
 use tally_eventstore::EventStore;
 use tokio::sync::Semaphore;
+
+pub(crate) use load::Sink;
 
 /// The tables of the `read` schema, in creation order.
 pub const TABLES: &[&str] = &[

@@ -2,7 +2,7 @@
 //! with the checkpoint moved in the same transaction. Duplicates are skipped and gaps are filled from the
 //! event store, so any delivery order converges to the same tables.
 
-use crate::apply::{At, Changes, Moved};
+use super::apply::{At, Changes, Moved};
 use crate::error::ProjectionError;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

@@ -7,6 +7,6 @@ mod message;
 mod relay;
 
 pub use amqp::{AmqpConfig, Session, connect, declare_events_exchange};
-pub use backoff::Backoff;
+pub use backoff::{Backoff, Reconnect};
 pub use message::{EventBatch, PublishedEvent, ReceivedBatch, ReceivedEvent, routing_key};
 pub use relay::{Relay, RelayConfig, RelayError};

@@ -6,15 +6,19 @@
 //! `live/` is the incremental path (consume, project a group, apply each event); `rebuild/` is the
 //! blue/green rebuild (bulk fold, `COPY` loads, index builds, swap); what both share sits here.
 
+mod checkpoints;
 mod copy;
 mod error;
 mod live;
 pub mod rebuild;
 mod rows;
+mod sql;
 pub mod statistics;
+mod stored;
 
+pub use checkpoints::PROJECTION;
 pub use error::ProjectionError;
 pub use live::{
-    PROJECTION, Projector, ProjectorConfig, StoredEvent, catch_up, catch_up_all, project_batch,
-    project_batches,
+    Projector, ProjectorConfig, catch_up, catch_up_all, project_batch, project_batches,
 };
+pub use stored::StoredEvent;

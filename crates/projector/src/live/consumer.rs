@@ -2,19 +2,26 @@
 //! processes give fail-over without double processing), acks only after the read models committed, and
 //! sweeps the store periodically so a lost message never leaves a ledger behind for long.
 
-use super::project::{StoredEvent, catch_up, catch_up_all, project_batches};
+use super::project::{catch_up, catch_up_all, project_batches};
+use crate::checkpoints::{LedgerStatus, ledger_status};
 use crate::error::ProjectionError;
+use crate::statistics::analyze_new_tables;
+use crate::stored::StoredEvent;
 use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Consumer};
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tally_eventstore::EventStore;
-use tally_messaging::{AmqpConfig, Backoff, ReceivedBatch, connect, declare_events_exchange};
+use tally_messaging::{AmqpConfig, ReceivedBatch, Reconnect, connect, declare_events_exchange};
+use tokio::task::JoinHandle;
 
 /// Messages applied in one transaction at most: bounds the transaction's size and the work redone if
 /// it fails. The prefetch bounds it too.
@@ -90,62 +97,32 @@ impl Projector {
     /// go back to the queue when the channel closes and are skipped or applied on redelivery.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = pin!(shutdown);
-        let mut backoff = Backoff::new(self.config.max_backoff);
-        loop {
-            match self.session(shutdown.as_mut()).await {
-                Ok(()) => return,
-                Err(error) => {
-                    let backoff_ms = backoff.next_delay().as_millis() as u64;
-                    tracing::warn!(%error, backoff_ms, "projector session ended; reconnecting");
-                    metrics::counter!("tally_projector_reconnects_total").increment(1);
-                }
-            }
-            if !backoff.sleep(shutdown.as_mut()).await {
+        let mut reconnect = Reconnect::new(
+            "projector",
+            "tally_projector_reconnects_total",
+            self.config.max_backoff,
+        );
+        while let Err(error) = self.session(shutdown.as_mut()).await {
+            if !reconnect.after(error, shutdown.as_mut()).await {
                 return;
             }
         }
     }
 
-    /// Consumes until an error, or until `shutdown` completes (`Ok`, after the message in hand is
+    /// Consumes until an error, or until `shutdown` completes (`Ok`, after the group in hand is
     /// committed and acked).
     async fn session(
         &self,
         mut shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), ProjectionError> {
-        let schema = self.config.schema.as_str();
         let connection = connect(&self.config.amqp).await?;
         let channel = connection.create_channel().await?;
-        declare_events_exchange(&channel, &self.config.amqp.exchange).await?;
-        let mut arguments = FieldTable::default();
-        arguments.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-        channel
-            .queue_declare(
-                &self.config.queue,
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
-                arguments,
-            )
-            .await?;
-        channel
-            .queue_bind(
-                &self.config.queue,
-                &self.config.amqp.exchange,
-                "#",
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        self.declare_queue(&channel).await?;
         // Caught up only once the queue is bound: an event committed before the binding is in the store
         // for this to read, one committed after it is in the queue. The other way round, the events
         // published between the catch-up and the binding were routed nowhere, and missing until the
         // ledger's next message or the sweep.
-        catch_up_all(&self.pool, &self.store, schema, &mut |_| {}).await?;
+        catch_up_all(&self.pool, &self.store, &self.config.schema, &mut |_| {}).await?;
         channel
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await?;
@@ -157,73 +134,153 @@ impl Projector {
                 FieldTable::default(),
             )
             .await?;
-        let mut sweep = tokio::time::interval(self.config.sweep_interval);
-        // Each ledger's stored version as the previous sweep saw it. Under load every ledger is a little
-        // behind at any instant, with its events on their way through the queue; only a ledger that has
-        // not reached what was stored a whole interval ago has lost a message, and only that one is
-        // read from the store, so the sweep never stalls the consumer chasing events already in flight.
-        let mut stored_before: std::collections::HashMap<String, i64> = Default::default();
-        // Runs beside the consumer, never in its way: ANALYZE of a large table takes a while.
-        let mut analysing: Option<tokio::task::JoinHandle<()>> = None;
+        let mut sweep = Sweep::new(self);
+        let mut sweep_every = tokio::time::interval(self.config.sweep_interval);
         loop {
             tokio::select! {
-                delivery = deliveries.next() => {
-                    let Some(delivery) = delivery else {
-                        return Err(ProjectionError::Broker(lapin::Error::InvalidChannelState(lapin::ChannelState::Closed)));
-                    };
-                    // Every message already waiting joins this one in a single transaction: one commit
-                    // (and fsync) for all, which is what lets the projector keep up with the writer.
-                    let mut last = delivery?;
-                    let mut batches = Vec::new();
-                    let mut events = take(&last.data, &mut batches);
-                    while batches.len() < MAX_GROUP_MESSAGES && events < MAX_GROUP_EVENTS {
-                        match deliveries.next().now_or_never() {
-                            Some(Some(delivery)) => {
-                                last = delivery?;
-                                events += take(&last.data, &mut batches);
-                            }
-                            _ => break,
-                        }
-                    }
-                    let started = std::time::Instant::now();
-                    let messages = batches.len();
-                    let applied = project_batches(&self.pool, &self.store, schema, batches).await?;
-                    tracing::debug!(messages, events, applied, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "group projected");
-                    // Acks this delivery and every earlier one of the group, all committed above.
-                    last.ack(BasicAckOptions { multiple: true }).await?;
-                }
+                delivery = deliveries.next() => self.project_group(&mut deliveries, delivery).await?,
                 _ = &mut shutdown => {
                     let _ = connection.close(200, "shutting down").await;
                     return Ok(());
                 }
-                _ = sweep.tick() => {
-                    // One query finds the ledgers behind; only those are read from the store.
-                    let rows = crate::rebuild::status(&self.pool).await?;
-                    let behind: i64 = rows.iter().map(|(_, projected, stored)| stored - projected).sum();
-                    metrics::gauge!("tally_projection_lag_events").set(behind as f64);
-                    let mut stored_now = std::collections::HashMap::with_capacity(rows.len());
-                    for (ledger, projected, stored) in rows {
-                        let overdue = stored_before.get(&ledger).is_some_and(|&then| projected < then);
-                        if overdue {
-                            catch_up(&self.pool, &self.store, schema, &ledger).await?;
-                        }
-                        stored_now.insert(ledger, stored);
-                    }
-                    stored_before = stored_now;
-                    if analysing.as_ref().is_none_or(|task| task.is_finished()) {
-                        let (pool, schema) = (self.pool.clone(), schema.to_owned());
-                        analysing = Some(tokio::spawn(async move {
-                            match crate::statistics::analyze_new_tables(&pool, &schema).await {
-                                Ok(tables) if !tables.is_empty() => {
-                                    tracing::info!(?tables, "analysed read tables that had no statistics");
-                                }
-                                Ok(_) => {}
-                                Err(error) => tracing::warn!(%error, "could not analyse the read tables"),
-                            }
-                        }));
-                    }
-                }
+                _ = sweep_every.tick() => sweep.run().await?,
             }
         }
+    }
+
+    /// The projection's quorum queue, single active consumer, bound to every event.
+    async fn declare_queue(&self, channel: &Channel) -> Result<(), ProjectionError> {
+        declare_events_exchange(channel, &self.config.amqp.exchange).await?;
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(&self.config.queue, durable, arguments)
+            .await?;
+        channel
+            .queue_bind(
+                &self.config.queue,
+                &self.config.amqp.exchange,
+                "#",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Projects `first` and every message already waiting behind it in a single transaction (one
+    /// commit and fsync for all, which is what lets the projector keep up with the writer), then acks
+    /// them all.
+    async fn project_group(
+        &self,
+        deliveries: &mut Consumer,
+        first: Option<Result<Delivery, lapin::Error>>,
+    ) -> Result<(), ProjectionError> {
+        let Some(first) = first else {
+            let closed = lapin::Error::InvalidChannelState(lapin::ChannelState::Closed);
+            return Err(ProjectionError::Broker(closed));
+        };
+        let mut last = first?;
+        let mut batches = Vec::new();
+        let mut events = take(&last.data, &mut batches);
+        while batches.len() < MAX_GROUP_MESSAGES && events < MAX_GROUP_EVENTS {
+            let Some(Some(delivery)) = deliveries.next().now_or_never() else {
+                break;
+            };
+            last = delivery?;
+            events += take(&last.data, &mut batches);
+        }
+        let started = Instant::now();
+        let messages = batches.len();
+        let schema = &self.config.schema;
+        let applied = project_batches(&self.pool, &self.store, schema, batches).await?;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(messages, events, applied, elapsed_ms, "group projected");
+        // Acks this delivery and every earlier one of the group, all committed above.
+        last.ack(BasicAckOptions { multiple: true }).await?;
+        Ok(())
+    }
+}
+
+/// The periodic comparison of the store with the checkpoints, which heals lost or unroutable messages.
+struct Sweep<'a> {
+    projector: &'a Projector,
+    /// Each ledger's stored version as the previous sweep saw it. Under load every ledger is a little
+    /// behind at any instant, with its events on their way through the queue; only a ledger that has
+    /// not reached what was stored a whole interval ago has lost a message, and only that one is read
+    /// from the store, so the sweep never stalls the consumer chasing events already in flight.
+    stored_before: HashMap<String, i64>,
+    /// Runs beside the consumer, never in its way: ANALYZE of a large table takes a while.
+    analysing: Option<JoinHandle<()>>,
+}
+
+impl<'a> Sweep<'a> {
+    fn new(projector: &'a Projector) -> Self {
+        Self {
+            projector,
+            stored_before: HashMap::new(),
+            analysing: None,
+        }
+    }
+
+    /// One query finds the ledgers behind; only those overdue are read from the store.
+    async fn run(&mut self) -> Result<(), ProjectionError> {
+        let Projector {
+            pool,
+            store,
+            config,
+        } = self.projector;
+        let ledgers = ledger_status(pool, store).await?;
+        let behind: i64 = ledgers.iter().map(|l| l.stored - l.projected).sum();
+        metrics::gauge!("tally_projection_lag_events").set(behind as f64);
+        let mut stored_now = HashMap::with_capacity(ledgers.len());
+        for LedgerStatus {
+            ledger,
+            projected,
+            stored,
+        } in ledgers
+        {
+            let overdue = self
+                .stored_before
+                .get(&ledger)
+                .is_some_and(|&then| projected < then);
+            if overdue {
+                catch_up(pool, store, &config.schema, &ledger).await?;
+            }
+            stored_now.insert(ledger, stored);
+        }
+        self.stored_before = stored_now;
+        self.analyse();
+        Ok(())
+    }
+
+    /// Starts analysing the read tables that lack statistics, unless the last analysis still runs.
+    fn analyse(&mut self) {
+        if self
+            .analysing
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+        {
+            return;
+        }
+        let pool = self.projector.pool.clone();
+        let schema = self.projector.config.schema.clone();
+        self.analysing = Some(tokio::spawn(async move {
+            match analyze_new_tables(&pool, &schema).await {
+                Ok(tables) if !tables.is_empty() => {
+                    tracing::info!(?tables, "analysed read tables that had no statistics");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not analyse the read tables"),
+            }
+        }));
     }
 }

@@ -5,9 +5,5 @@ mod apply;
 mod consumer;
 mod project;
 
-pub(crate) use apply::At;
 pub use consumer::{Projector, ProjectorConfig};
-pub(crate) use project::quote_ident;
-pub use project::{
-    PROJECTION, StoredEvent, catch_up, catch_up_all, project_batch, project_batches,
-};
+pub use project::{catch_up, catch_up_all, project_batch, project_batches};

@@ -1,41 +1,31 @@
 //! The fast path of a rebuild: fold a ledger's whole stream in memory into the rows the incremental
-//! projection would have produced, then write each table with a few set-based statements. The
-//! `differences` check compares the two paths, so they cannot drift apart unnoticed; only the encoding
-//! of a transfer row (`rows.rs`) is shared, and the tests check its text against what was posted.
+//! projection would have produced, one function per event, then write each table with a few set-based
+//! statements. The `differences` check compares the two paths, so they cannot drift apart unnoticed;
+//! only the row types of `rows.rs` are shared, and the tests check their text against what was posted.
 
 use super::load::Sink;
+use crate::checkpoints::PROJECTION;
 use crate::copy::CopyRows;
 use crate::error::ProjectionError;
-use crate::live::At;
-use crate::live::PROJECTION;
-use crate::rows::TransferRow;
+use crate::rows::{Balances, Booking, OpenedAccount, Posting, TransferRow, Volume, json_str, side};
+use crate::sql::Params;
+use crate::stored::{At, Decoded, decode};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tally_domain::{Amount, Envelope, Event, LegSpec, Side};
+use tally_domain::{
+    AccountCode, Amount, Correction, Event, LegSpec, Limits, Metadata, ReversalSpec, Side,
+    TransferSpec,
+};
 use tally_eventstore::EventStore;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// Rows per insert statement: large enough to amortise the round trip, small enough for bind limits.
 const CHUNK: usize = 20_000;
-
-fn side(s: Side) -> &'static str {
-    match s {
-        Side::Debit => "debit",
-        Side::Credit => "credit",
-    }
-}
-
-fn json_str<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
 
 struct AccountRow {
     /// The code again, shared by the account's entries instead of copied into each.
@@ -48,7 +38,7 @@ struct AccountRow {
     floor: Option<i128>,
     ceiling: Option<i128>,
     metadata: Value,
-    totals: [i128; 4],
+    balances: Balances,
     version: i64,
     /// Business time of the account's last entry (`read.accounts.last_entry_at`).
     last_entry_at: Option<DateTime<Utc>>,
@@ -67,6 +57,12 @@ struct EntryRow {
     recorded_at: DateTime<Utc>,
 }
 
+/// A transfer of the fold, and its id.
+struct FoldedTransfer {
+    id: Uuid,
+    row: TransferRow,
+}
+
 /// A ledger's stream folded into the rows it projects to.
 #[derive(Default)]
 pub(crate) struct Fold {
@@ -77,16 +73,15 @@ pub(crate) struct Fold {
     position: i64,
     accounts: BTreeMap<String, AccountRow>,
     /// In creation order, which is the order they are loaded in; `transfer_at` finds one by id.
-    transfers: Vec<(Uuid, TransferRow)>,
+    transfers: Vec<FoldedTransfer>,
     transfer_at: HashMap<Uuid, usize>,
     entries: Vec<EntryRow>,
-    volumes: BTreeMap<(String, NaiveDate), (String, i128, i128, i64)>,
+    volumes: BTreeMap<(String, NaiveDate), Volume>,
 }
 
 impl Fold {
-    /// A fold sized for a stream of `events` events, most of them two-leg transfers. Reserved but
-    /// untouched capacity costs nothing, while growing these by doubling copies hundreds of megabytes
-    /// into freshly faulted pages: that was a sixth of a large rebuild's time.
+    /// A fold sized for a stream of `events` events, most of them two-leg transfers: reserved but
+    /// untouched capacity costs nothing, where growing by doubling copies the rows again and again.
     fn sized_for(events: i64) -> Self {
         let events = usize::try_from(events).unwrap_or(0);
         Self {
@@ -97,84 +92,12 @@ impl Fold {
         }
     }
 
-    fn account(&mut self, code: &str) -> Option<&mut AccountRow> {
-        self.accounts.get_mut(code)
+    /// Events folded: a stream's versions start at 1 and have no gaps.
+    pub(crate) fn events(&self) -> u64 {
+        self.version.unsigned_abs()
     }
 
-    fn transfer(&self, id: &Uuid) -> Option<&TransferRow> {
-        self.transfer_at.get(id).map(|&i| &self.transfers[i].1)
-    }
-
-    fn transfer_mut(&mut self, id: &Uuid) -> Option<&mut TransferRow> {
-        self.transfer_at.get(id).map(|&i| &mut self.transfers[i].1)
-    }
-
-    /// Records a new transfer. Ids are unique per ledger; should one come again, the later row wins,
-    /// in its original place.
-    fn insert_transfer(&mut self, id: Uuid, row: TransferRow) {
-        match self.transfer_at.get(&id) {
-            Some(&i) => self.transfers[i].1 = row,
-            None => {
-                self.transfer_at.insert(id, self.transfers.len());
-                self.transfers.push((id, row));
-            }
-        }
-    }
-
-    fn pending(&mut self, leg: &LegSpec, delta: i128, v: i64) {
-        if let Some(a) = self.account(leg.account.as_str()) {
-            a.totals[if leg.side == Side::Debit { 2 } else { 3 }] += delta;
-            a.version = v;
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn post(
-        &mut self,
-        at: &At,
-        id: Uuid,
-        description: &str,
-        i: usize,
-        leg: &LegSpec,
-        amount: i128,
-        effective_at: DateTime<Utc>,
-    ) {
-        let account = match self.account(leg.account.as_str()) {
-            Some(a) => {
-                a.totals[if leg.side == Side::Debit { 0 } else { 1 }] += amount;
-                a.version = at.version;
-                a.last_entry_at = a.last_entry_at.max(Some(effective_at));
-                a.code.clone()
-            }
-            None => Arc::from(leg.account.as_str()),
-        };
-        self.entries.push(EntryRow {
-            account,
-            effective_at,
-            version: at.version,
-            leg: i as i32,
-            transfer_id: id,
-            description: description.to_owned(),
-            side: leg.side,
-            amount,
-            recorded_at: at.recorded_at,
-        });
-        let volume = self
-            .volumes
-            .entry((leg.account.as_str().to_owned(), effective_at.date_naive()))
-            .or_insert_with(|| (leg.currency.as_str().to_owned(), 0, 0, 0));
-        match leg.side {
-            Side::Debit => volume.1 += amount,
-            Side::Credit => volume.2 += amount,
-        }
-        volume.3 += 1;
-    }
-
-    fn apply(&mut self, v: i64, recorded: DateTime<Utc>, event: Event) {
-        let at = At {
-            version: v,
-            recorded_at: recorded,
-        };
+    fn apply(&mut self, at: &At, event: Event) {
         match event {
             Event::LedgerCreated { name, created_at } => {
                 self.name = name;
@@ -187,39 +110,21 @@ impl Fold {
                 limits,
                 metadata,
             } => {
-                self.accounts.insert(
-                    code.as_str().to_owned(),
-                    AccountRow {
-                        code: Arc::from(code.as_str()),
-                        account_type: json_str(&account_type),
-                        normal: account_type.normal_side(),
-                        currency: currency.code.as_str().to_owned(),
-                        scale: i16::from(currency.scale),
-                        status: "open",
-                        floor: limits.floor,
-                        ceiling: limits.ceiling,
-                        metadata: serde_json::to_value(&metadata).unwrap_or_default(),
-                        totals: [0; 4],
-                        version: v,
-                        last_entry_at: None,
-                    },
-                );
+                let account = OpenedAccount {
+                    code,
+                    account_type,
+                    currency,
+                    limits,
+                    metadata,
+                };
+                self.open_account(account, at);
             }
-            Event::AccountFrozen { code } => self.status(code.as_str(), "frozen", v),
-            Event::AccountUnfrozen { code } => self.status(code.as_str(), "open", v),
-            Event::AccountClosed { code } => self.status(code.as_str(), "closed", v),
-            Event::AccountLimitsChanged { code, limits } => {
-                if let Some(a) = self.account(code.as_str()) {
-                    a.floor = limits.floor;
-                    a.ceiling = limits.ceiling;
-                    a.version = v;
-                }
-            }
+            Event::AccountFrozen { code } => self.set_status(&code, "frozen", at),
+            Event::AccountUnfrozen { code } => self.set_status(&code, "open", at),
+            Event::AccountClosed { code } => self.set_status(&code, "closed", at),
+            Event::AccountLimitsChanged { code, limits } => self.change_limits(&code, &limits, at),
             Event::AccountMetadataChanged { code, metadata } => {
-                if let Some(a) = self.account(code.as_str()) {
-                    a.metadata = serde_json::to_value(&metadata).unwrap_or_default();
-                    a.version = v;
-                }
+                self.change_metadata(&code, &metadata, at)
             }
             Event::TransferPosted {
                 transfer,
@@ -228,31 +133,7 @@ impl Fold {
                 ..
             } => {
                 let effective_at = transfer.effective_at.unwrap_or(recorded_at);
-                let id = transfer.id.0;
-                for (i, leg) in transfer.legs.iter().enumerate() {
-                    let description = &transfer.description;
-                    self.post(&at, id, description, i, leg, leg.amount.get(), effective_at);
-                }
-                let amounts: Vec<Amount> = transfer.legs.iter().map(|l| l.amount).collect();
-                self.insert_transfer(
-                    id,
-                    TransferRow {
-                        status: "posted",
-                        posted: Some(amounts),
-                        effective_at,
-                        recorded_at: recorded,
-                        expires_at: None,
-                        description: transfer.description.clone(),
-                        metadata: serde_json::to_value(&transfer.metadata).unwrap_or_default(),
-                        reverses: None,
-                        corrects: correction.as_ref().map(|c| c.of.0),
-                        reason: correction.as_ref().map(|c| c.reason.as_str().to_owned()),
-                        reversed_by: None,
-                        created_version: v,
-                        version: v,
-                        legs: transfer.legs,
-                    },
-                );
+                self.post_transfer(transfer, correction, effective_at, at);
             }
             Event::TransferReserved {
                 transfer,
@@ -260,112 +141,235 @@ impl Fold {
                 expires_at,
                 ..
             } => {
-                for leg in &transfer.legs {
-                    self.pending(leg, leg.amount.get(), v);
-                }
-                self.insert_transfer(
-                    transfer.id.0,
-                    TransferRow {
-                        status: "pending",
-                        posted: None,
-                        effective_at: transfer.effective_at.unwrap_or(recorded_at),
-                        recorded_at: recorded,
-                        expires_at: Some(expires_at),
-                        description: transfer.description.clone(),
-                        metadata: serde_json::to_value(&transfer.metadata).unwrap_or_default(),
-                        reverses: None,
-                        corrects: None,
-                        reason: None,
-                        reversed_by: None,
-                        created_version: v,
-                        version: v,
-                        legs: transfer.legs,
-                    },
-                );
+                let effective_at = transfer.effective_at.unwrap_or(recorded_at);
+                self.reserve_transfer(transfer, effective_at, expires_at, at);
             }
             Event::PendingTransferPosted {
                 id,
                 amounts,
                 effective_at,
                 ..
-            } => {
-                let Some((legs, description)) = self
-                    .transfer(&id.0)
-                    .map(|t| (t.legs.clone(), t.description.clone()))
-                else {
-                    return;
-                };
-                for (i, (leg, amount)) in legs.iter().zip(&amounts).enumerate() {
-                    self.pending(leg, -leg.amount.get(), v);
-                    self.post(&at, id.0, &description, i, leg, amount.get(), effective_at);
-                }
-                if let Some(t) = self.transfer_mut(&id.0) {
-                    t.status = "posted";
-                    t.posted = Some(amounts);
-                    t.effective_at = effective_at;
-                    t.version = v;
-                }
-            }
-            Event::PendingTransferVoided { id, .. } => self.release(id.0, "voided", v),
-            Event::PendingTransferExpired { id, .. } => self.release(id.0, "expired", v),
+            } => self.post_pending(id.0, amounts, effective_at, at),
+            Event::PendingTransferVoided { id, .. } => self.release(id.0, "voided", at),
+            Event::PendingTransferExpired { id, .. } => self.release(id.0, "expired", at),
             Event::TransferReversed {
                 reversal,
                 legs,
                 effective_at,
                 ..
-            } => {
-                let id = reversal.id.0;
-                for (i, leg) in legs.iter().enumerate() {
-                    self.post(&at, id, "", i, leg, leg.amount.get(), effective_at);
-                }
-                if let Some(original) = self.transfer_mut(&reversal.original.0) {
-                    original.status = "reversed";
-                    original.reversed_by = Some(id);
-                    original.version = v;
-                }
-                let amounts: Vec<Amount> = legs.iter().map(|l| l.amount).collect();
-                self.insert_transfer(
-                    id,
-                    TransferRow {
-                        status: "posted",
-                        posted: Some(amounts),
-                        effective_at,
-                        recorded_at: recorded,
-                        expires_at: None,
-                        description: String::new(),
-                        metadata: serde_json::json!({}),
-                        reverses: Some(reversal.original.0),
-                        corrects: None,
-                        reason: Some(reversal.reason.as_str().to_owned()),
-                        reversed_by: None,
-                        created_version: v,
-                        version: v,
-                        legs,
-                    },
-                );
-            }
+            } => self.reverse_transfer(reversal, legs, effective_at, at),
             Event::PeriodClosed { through, .. } => self.closed_through = Some(through),
         }
     }
 
-    fn status(&mut self, code: &str, status: &'static str, v: i64) {
-        if let Some(a) = self.account(code) {
+    fn open_account(&mut self, account: OpenedAccount, at: &At) {
+        let code = account.code.as_str();
+        let row = AccountRow {
+            code: Arc::from(code),
+            account_type: json_str(&account.account_type),
+            normal: account.account_type.normal_side(),
+            currency: account.currency.code.as_str().to_owned(),
+            scale: i16::from(account.currency.scale),
+            status: "open",
+            floor: account.limits.floor,
+            ceiling: account.limits.ceiling,
+            metadata: serde_json::to_value(&account.metadata).unwrap_or_default(),
+            balances: Balances::default(),
+            version: at.version,
+            last_entry_at: None,
+        };
+        self.accounts.insert(code.to_owned(), row);
+    }
+
+    /// The account's row, changed by the event at `at`.
+    fn account(&mut self, code: &str, at: &At) -> Option<&mut AccountRow> {
+        let account = self.accounts.get_mut(code)?;
+        account.version = at.version;
+        Some(account)
+    }
+
+    fn set_status(&mut self, code: &AccountCode, status: &'static str, at: &At) {
+        if let Some(a) = self.account(code.as_str(), at) {
             a.status = status;
-            a.version = v;
         }
     }
 
-    fn release(&mut self, id: Uuid, status: &'static str, v: i64) {
+    fn change_limits(&mut self, code: &AccountCode, limits: &Limits, at: &At) {
+        if let Some(a) = self.account(code.as_str(), at) {
+            a.floor = limits.floor;
+            a.ceiling = limits.ceiling;
+        }
+    }
+
+    fn change_metadata(&mut self, code: &AccountCode, metadata: &Metadata, at: &At) {
+        if let Some(a) = self.account(code.as_str(), at) {
+            a.metadata = serde_json::to_value(metadata).unwrap_or_default();
+        }
+    }
+
+    fn post_transfer(
+        &mut self,
+        transfer: TransferSpec,
+        correction: Option<Correction>,
+        effective_at: DateTime<Utc>,
+        at: &At,
+    ) {
+        let booking = Booking {
+            transfer_id: transfer.id.0,
+            description: &transfer.description,
+            effective_at,
+        };
+        for (index, leg) in transfer.legs.iter().enumerate() {
+            self.post(at, &booking, Posting::whole(index, leg));
+        }
+        let id = transfer.id.0;
+        let row = TransferRow::posted(transfer, correction.as_ref(), effective_at, at);
+        self.insert_transfer(id, row);
+    }
+
+    fn reserve_transfer(
+        &mut self,
+        transfer: TransferSpec,
+        effective_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        at: &At,
+    ) {
+        for leg in &transfer.legs {
+            self.reserve(leg, leg.amount.get(), at);
+        }
+        let id = transfer.id.0;
+        let row = TransferRow::created(transfer, "pending", effective_at, Some(expires_at), at);
+        self.insert_transfer(id, row);
+    }
+
+    /// Posts a pending transfer (in full or in part): its reservation is released, `amounts` booked.
+    fn post_pending(
+        &mut self,
+        id: Uuid,
+        amounts: Vec<Amount>,
+        effective_at: DateTime<Utc>,
+        at: &At,
+    ) {
+        let Some((legs, description)) = self
+            .transfer(&id)
+            .map(|t| (t.legs.clone(), t.description.clone()))
+        else {
+            return;
+        };
+        let booking = Booking {
+            transfer_id: id,
+            description: &description,
+            effective_at,
+        };
+        for (index, (leg, amount)) in legs.iter().zip(&amounts).enumerate() {
+            self.reserve(leg, -leg.amount.get(), at);
+            let amount = amount.get();
+            self.post(at, &booking, Posting { index, leg, amount });
+        }
+        if let Some(t) = self.transfer_mut(&id) {
+            t.status = "posted";
+            t.posted = Some(amounts);
+            t.effective_at = effective_at;
+            t.version = at.version;
+        }
+    }
+
+    /// Voids or expires a pending transfer: its reservation is released.
+    fn release(&mut self, id: Uuid, status: &'static str, at: &At) {
         let Some(legs) = self.transfer(&id).map(|t| t.legs.clone()) else {
             return;
         };
         for leg in &legs {
-            self.pending(leg, -leg.amount.get(), v);
+            self.reserve(leg, -leg.amount.get(), at);
         }
         if let Some(t) = self.transfer_mut(&id) {
             t.status = status;
-            t.version = v;
+            t.version = at.version;
         }
+    }
+
+    /// Books the mirrored legs as a new transfer and marks the original reversed.
+    fn reverse_transfer(
+        &mut self,
+        reversal: ReversalSpec,
+        legs: Vec<LegSpec>,
+        effective_at: DateTime<Utc>,
+        at: &At,
+    ) {
+        let id = reversal.id.0;
+        let booking = Booking {
+            transfer_id: id,
+            description: "",
+            effective_at,
+        };
+        for (index, leg) in legs.iter().enumerate() {
+            self.post(at, &booking, Posting::whole(index, leg));
+        }
+        if let Some(original) = self.transfer_mut(&reversal.original.0) {
+            original.status = "reversed";
+            original.reversed_by = Some(id);
+            original.version = at.version;
+        }
+        let row = TransferRow::reversal(&reversal, legs, effective_at, at);
+        self.insert_transfer(id, row);
+    }
+
+    fn transfer(&self, id: &Uuid) -> Option<&TransferRow> {
+        self.transfer_at.get(id).map(|&i| &self.transfers[i].row)
+    }
+
+    fn transfer_mut(&mut self, id: &Uuid) -> Option<&mut TransferRow> {
+        self.transfer_at
+            .get(id)
+            .map(|&i| &mut self.transfers[i].row)
+    }
+
+    /// Records a new transfer. Ids are unique per ledger; should one come again, the later row wins,
+    /// in its original place.
+    fn insert_transfer(&mut self, id: Uuid, row: TransferRow) {
+        match self.transfer_at.get(&id) {
+            Some(&i) => self.transfers[i].row = row,
+            None => {
+                self.transfer_at.insert(id, self.transfers.len());
+                self.transfers.push(FoldedTransfer { id, row });
+            }
+        }
+    }
+
+    /// Moves the pending total of `leg`'s side on its account by `delta`.
+    fn reserve(&mut self, leg: &LegSpec, delta: i128, at: &At) {
+        if let Some(a) = self.account(leg.account.as_str(), at) {
+            a.balances.reserve(leg.side, delta);
+        }
+    }
+
+    /// Books one posted leg: its entry (running balances come when entries are sorted, in
+    /// `send_entries`), the account's totals and the day's volume.
+    fn post(&mut self, at: &At, booking: &Booking<'_>, posting: Posting<'_>) {
+        let (leg, amount, effective_at) = (posting.leg, posting.amount, booking.effective_at);
+        let account = match self.account(leg.account.as_str(), at) {
+            Some(a) => {
+                a.balances.post(leg.side, amount);
+                a.last_entry_at = a.last_entry_at.max(Some(effective_at));
+                a.code.clone()
+            }
+            None => Arc::from(leg.account.as_str()),
+        };
+        self.entries.push(EntryRow {
+            account,
+            effective_at,
+            version: at.version,
+            leg: posting.index as i32,
+            transfer_id: booking.transfer_id,
+            description: booking.description.to_owned(),
+            side: leg.side,
+            amount,
+            recorded_at: at.recorded_at,
+        });
+        self.volumes
+            .entry((leg.account.as_str().to_owned(), effective_at.date_naive()))
+            .or_insert_with(|| Volume::new(leg.currency.as_str()))
+            .add(leg.side, amount);
     }
 }
 
@@ -377,31 +381,13 @@ const PAGE: i64 = 5_000;
 /// core while the fold takes the pages in order.
 const PAGES_AT_ONCE: usize = 3;
 
-type Decoded = (i64, i64, DateTime<Utc>, Event);
-
 async fn read_page(
     store: &EventStore,
     ledger: &str,
     after: i64,
 ) -> Result<Vec<Decoded>, ProjectionError> {
     let page = store.read_stream_payloads(ledger, after, PAGE).await?;
-    page.into_iter()
-        .map(|e| {
-            let envelope = Envelope {
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                recorded_at: e.recorded_at,
-            };
-            let event = Event::decode_str(envelope, &e.payload).map_err(|err| {
-                ProjectionError::Undecodable {
-                    ledger: ledger.to_owned(),
-                    version: e.version,
-                    reason: err.to_string(),
-                }
-            })?;
-            Ok((e.version, e.position, e.recorded_at, event))
-        })
-        .collect()
+    page.iter().map(|e| decode(ledger, e)).collect()
 }
 
 /// Reads and decodes `ledger`'s stream up to version `head`, pages in parallel, and hands them over in
@@ -440,13 +426,6 @@ pub(crate) struct Sinks {
     pub(crate) entries: Sink,
 }
 
-impl Fold {
-    /// Events folded: a stream's versions start at 1 and have no gaps.
-    pub(crate) fn events(&self) -> u64 {
-        self.version.unsigned_abs()
-    }
-}
-
 /// Reads and folds `ledger`'s stream up to version `head` into the rows it projects to.
 pub(crate) async fn fold_ledger(
     store: &EventStore,
@@ -456,15 +435,20 @@ pub(crate) async fn fold_ledger(
     let mut fold = Fold::sized_for(head);
     let mut pages = read_ahead(store.clone(), ledger.to_owned(), head);
     while let Some(page) = pages.recv().await {
-        for (version, position, recorded_at, event) in page? {
-            if version != fold.version + 1 {
+        for Decoded {
+            at,
+            position,
+            event,
+        } in page?
+        {
+            if at.version != fold.version + 1 {
                 return Err(ProjectionError::Inconsistent {
                     ledger: ledger.to_owned(),
-                    reason: format!("version {version} read after {}", fold.version),
+                    reason: format!("version {} read after {}", at.version, fold.version),
                 });
             }
-            fold.apply(version, recorded_at, event);
-            fold.version = version;
+            fold.apply(&at, event);
+            fold.version = at.version;
             fold.position = position;
         }
     }
@@ -510,14 +494,14 @@ pub(crate) async fn write_ledger(
 
 async fn send_transfers(
     ledger: String,
-    transfers: Vec<(Uuid, TransferRow)>,
+    transfers: Vec<FoldedTransfer>,
     sink: Sink,
 ) -> Result<(), ProjectionError> {
     // The fold keeps them in creation order, the order of the index listings page by (and close to
     // that of the one by last change), so that its build finds them sorted.
     let mut rows = CopyRows::new();
-    for (id, t) in &transfers {
-        t.copy_into(&mut rows, &ledger, *id);
+    for t in &transfers {
+        t.row.copy_into(&mut rows, &ledger, t.id);
         rows.end_row(&sink).await?;
     }
     rows.flush(&sink).await?;
@@ -590,57 +574,13 @@ async fn write_small(
             .execute(&mut *tx)
             .await?;
     }
-    let accounts: Vec<(&String, &AccountRow)> = fold.accounts.iter().collect();
+    let accounts: Vec<&AccountRow> = fold.accounts.values().collect();
     for chunk in accounts.chunks(CHUNK) {
-        let col = |f: &dyn Fn(&AccountRow) -> String| {
-            chunk.iter().map(|(_, a)| f(a)).collect::<Vec<String>>()
-        };
-        sqlx::query(
-            "insert into accounts (ledger_id, code, account_type, normal_side, currency, scale, status, floor, ceiling, \
-             metadata, debits_posted, credits_posted, debits_pending, credits_pending, version, last_entry_at) \
-             select $1, code, account_type, normal_side, currency, scale, status, floor::numeric, ceiling::numeric, \
-                    metadata, dp::numeric, cp::numeric, dr::numeric, cr::numeric, version, last_entry_at \
-             from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::text[], $8::text[], $9::text[], \
-                         $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int8[], $16::timestamptz[]) \
-                  as t(code, account_type, normal_side, currency, scale, status, floor, ceiling, metadata, dp, cp, dr, cr, version, \
-                       last_entry_at)",
-        )
-        .bind(ledger)
-        .bind(chunk.iter().map(|(c, _)| (*c).clone()).collect::<Vec<_>>())
-        .bind(col(&|a| a.account_type.clone()))
-        .bind(col(&|a| side(a.normal).to_owned()))
-        .bind(col(&|a| a.currency.clone()))
-        .bind(chunk.iter().map(|(_, a)| a.scale).collect::<Vec<_>>())
-        .bind(col(&|a| a.status.to_owned()))
-        .bind(chunk.iter().map(|(_, a)| a.floor.map(|f| f.to_string())).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, a)| a.ceiling.map(|f| f.to_string())).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, a)| a.metadata.clone()).collect::<Vec<_>>())
-        .bind(col(&|a| a.totals[0].to_string()))
-        .bind(col(&|a| a.totals[1].to_string()))
-        .bind(col(&|a| a.totals[2].to_string()))
-        .bind(col(&|a| a.totals[3].to_string()))
-        .bind(chunk.iter().map(|(_, a)| a.version).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, a)| a.last_entry_at).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        insert_accounts(&mut tx, ledger, chunk).await?;
     }
-    let volumes: Vec<_> = fold.volumes.into_iter().collect();
+    let volumes: Vec<_> = fold.volumes.iter().collect();
     for chunk in volumes.chunks(CHUNK) {
-        sqlx::query(
-            "insert into daily_volumes (ledger_id, account, day, currency, debits, credits, entries) \
-             select $1, account, day, currency, debits::numeric, credits::numeric, entries \
-             from unnest($2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
-                  as t(account, day, currency, debits, credits, entries)",
-        )
-        .bind(ledger)
-        .bind(chunk.iter().map(|((a, _), _)| a.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|((_, d), _)| *d).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, v)| v.0.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, v)| v.1.to_string()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, v)| v.2.to_string()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|(_, v)| v.3).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        insert_volumes(&mut tx, ledger, chunk).await?;
     }
     sqlx::query("insert into checkpoints (projection, ledger_id, version, position) values ($1, $2, $3, $4)")
         .bind(PROJECTION)
@@ -650,5 +590,80 @@ async fn write_small(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_accounts(
+    conn: &mut PgConnection,
+    ledger: &str,
+    rows: &[&AccountRow],
+) -> Result<(), ProjectionError> {
+    let mut params = Params::default();
+    let ledger = params.bind("text", ledger);
+    let a = params
+        .unnest(rows)
+        .column("code", "text[]", |a| &*a.code)
+        .column("account_type", "text[]", |a| a.account_type.as_str())
+        .column("normal_side", "text[]", |a| side(a.normal))
+        .column("currency", "text[]", |a| a.currency.as_str())
+        .column("scale", "int2[]", |a| a.scale)
+        .column("status", "text[]", |a| a.status)
+        .column("floor", "text[]::numeric[]", |a| {
+            a.floor.map(|f| f.to_string())
+        })
+        .column("ceiling", "text[]::numeric[]", |a| {
+            a.ceiling.map(|c| c.to_string())
+        })
+        .column("metadata", "jsonb[]", |a| a.metadata.clone())
+        .column("debits_posted", "text[]::numeric[]", |a| {
+            a.balances.debits_posted.to_string()
+        })
+        .column("credits_posted", "text[]::numeric[]", |a| {
+            a.balances.credits_posted.to_string()
+        })
+        .column("debits_pending", "text[]::numeric[]", |a| {
+            a.balances.debits_pending.to_string()
+        })
+        .column("credits_pending", "text[]::numeric[]", |a| {
+            a.balances.credits_pending.to_string()
+        })
+        .column("version", "int8[]", |a| a.version)
+        .column("last_entry_at", "timestamptz[]", |a| a.last_entry_at)
+        .table("t");
+    let sql = format!(
+        "insert into accounts (ledger_id, {}) select {ledger}, {} from {}",
+        a.columns, a.columns, a.from
+    );
+    sqlx::query_with(&sql, params.into_arguments()?)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_volumes(
+    conn: &mut PgConnection,
+    ledger: &str,
+    rows: &[(&(String, NaiveDate), &Volume)],
+) -> Result<(), ProjectionError> {
+    let mut params = Params::default();
+    let ledger = params.bind("text", ledger);
+    let v = params
+        .unnest(rows)
+        .column("account", "text[]", |(k, _)| k.0.as_str())
+        .column("day", "date[]", |(k, _)| k.1)
+        .column("currency", "text[]", |(_, v)| v.currency.as_str())
+        .column("debits", "text[]::numeric[]", |(_, v)| v.debits.to_string())
+        .column("credits", "text[]::numeric[]", |(_, v)| {
+            v.credits.to_string()
+        })
+        .column("entries", "int8[]", |(_, v)| v.entries)
+        .table("t");
+    let sql = format!(
+        "insert into daily_volumes (ledger_id, {}) select {ledger}, {} from {}",
+        v.columns, v.columns, v.from
+    );
+    sqlx::query_with(&sql, params.into_arguments()?)
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -5,9 +5,10 @@ mod bulk;
 mod indexes;
 mod load;
 
+use crate::checkpoints::ledger_status;
 use crate::copy::{copy_entries, copy_transfers};
 use crate::error::ProjectionError;
-use crate::live::{PROJECTION, catch_up_all};
+use crate::live::catch_up_all;
 use bulk::{Sinks, fold_ledger, write_ledger};
 use futures_util::{StreamExt, stream};
 use indexes::IndexPlan;
@@ -232,12 +233,10 @@ pub async fn differences(
 
 /// Per ledger: the projection's version and the store's, for `tally projections status`.
 pub async fn status(pool: &PgPool) -> Result<Vec<(String, i64, i64)>, ProjectionError> {
-    let rows = sqlx::query_as(
-        "select s.stream_id, coalesce(c.version, 0), s.version from streams s \
-         left join read.checkpoints c on c.ledger_id = s.stream_id and c.projection = $1 order by s.stream_id",
-    )
-    .bind(PROJECTION)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows)
+    let store = EventStore::new(pool.clone());
+    let ledgers = ledger_status(pool, &store).await?;
+    Ok(ledgers
+        .into_iter()
+        .map(|l| (l.ledger, l.projected, l.stored))
+        .collect())
 }

@@ -5,6 +5,8 @@ mod amqp;
 mod backoff;
 mod message;
 mod relay;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use amqp::{AmqpConfig, Session, connect, declare_events_exchange};
 pub use backoff::{Backoff, Reconnect};

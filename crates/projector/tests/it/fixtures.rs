@@ -1,12 +1,12 @@
 //! A ledger with traffic, broker names unique to the test, and waiting helpers.
 
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 use tally_domain::*;
 use tally_eventstore::{EventMetadata, EventStore};
+use tally_messaging::test_support::delete_broker_objects;
 use tally_messaging::{AmqpConfig, RelayConfig};
 use tally_projector::ProjectorConfig;
 use tally_writer::{Submission, WriterConfig, Writers};
@@ -51,18 +51,8 @@ impl Names {
     }
 
     pub async fn delete(&self) {
-        let Ok(connection) = tally_messaging::connect(&AmqpConfig::default()).await else {
-            return;
-        };
-        if let Ok(channel) = connection.create_channel().await {
-            let _ = channel
-                .queue_delete(&self.queue, QueueDeleteOptions::default())
-                .await;
-            let _ = channel
-                .exchange_delete(&self.exchange, ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = connection.close(0, "test done").await;
+        let (queues, exchanges) = ([self.queue.as_str()], [self.exchange.as_str()]);
+        delete_broker_objects(&AmqpConfig::default(), &queues, &exchanges).await;
     }
 }
 

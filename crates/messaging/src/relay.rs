@@ -131,11 +131,9 @@ impl Relay {
 
         let store = EventStore::new(self.pool.clone());
         let checkpoint = self.checkpoint(&mut lock).await?;
-        // Reading and publishing run ahead of confirming and checkpointing by up to `PAGES_IN_FLIGHT`
-        // pages: the next page is read and on its way while the broker still replicates the previous
-        // one, instead of the two round trips adding up for every event. The channel keeps publish order,
-        // and a checkpoint only ever names a page whose confirms (and those of every page before it)
-        // arrived, so a failure anywhere republishes from there: duplicates, never gaps.
+        // Reading and publishing run up to `PAGES_IN_FLIGHT` pages ahead of confirming and
+        // checkpointing so that the round trips overlap, and a checkpoint only names a page whose
+        // confirms (and all before it) arrived, so a failure republishes: duplicates, never gaps.
         let (sent, in_flight) = mpsc::channel(PAGES_IN_FLIGHT);
         let reading =
             self.read_and_publish(&store, &channel, &mut listener, checkpoint, sent, shutdown);

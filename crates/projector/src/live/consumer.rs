@@ -40,7 +40,7 @@ fn take(data: &[u8], batches: &mut Vec<(String, Vec<StoredEvent>)>) -> usize {
             ));
             events
         }
-        // The store is the truth: a message we cannot read is dropped and the sweep (or the next
+        // The store is the truth: an unreadable message is dropped, and the sweep (or the next
         // message's gap fill) brings its events in from the store.
         Err(error) => {
             tracing::error!(%error, "undecodable message dropped");
@@ -118,10 +118,8 @@ impl Projector {
         let connection = connect(&self.config.amqp).await?;
         let channel = connection.create_channel().await?;
         self.declare_queue(&channel).await?;
-        // Caught up only once the queue is bound: an event committed before the binding is in the store
-        // for this to read, one committed after it is in the queue. The other way round, the events
-        // published between the catch-up and the binding were routed nowhere, and missing until the
-        // ledger's next message or the sweep.
+        // Caught up only once the queue is bound, so that every event is in the store when this reads
+        // it or in the queue, never published in between and routed nowhere.
         catch_up_all(&self.pool, &self.store, &self.config.schema, &mut |_| {}).await?;
         channel
             .basic_qos(self.config.prefetch, BasicQosOptions::default())

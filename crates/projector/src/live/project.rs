@@ -44,10 +44,8 @@ pub async fn project_batches(
         return Ok(0);
     }
     let mut timing = GroupTiming::start();
-    // The commit need not wait for its WAL flush: the read models and their checkpoints derive from
-    // the store, and a commit lost in a crash takes its checkpoint with it, so the next message's gap
-    // fill (or the sweep) projects those events again. Set with BEGIN, in the same round trip, since
-    // on busy cores every round trip of a group is paid in scheduling latency.
+    // No wait for the WAL flush, since a commit lost in a crash takes its checkpoint with it and its
+    // events are projected again from the store; set with BEGIN to spare a round trip.
     let mut tx = pool
         .begin_with(format!(
             "begin; set local search_path to {}, public; set local synchronous_commit to off",

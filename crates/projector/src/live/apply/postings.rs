@@ -255,8 +255,8 @@ fn statement_from_row(ledger: &str, row: StatementRow) -> Result<Statement, Proj
             row.balance
         ))
     })?;
-    // Versions start at 1, so version 0 stands for "some entry at this business time": every entry a
-    // later event books at that time sorts after it, every earlier time before it.
+    // Versions start at 1, so version 0 stands for "some entry at this business time", which every
+    // entry a later event books at that time sorts after.
     let key = EntryKey {
         effective_at,
         version: 0,

@@ -80,9 +80,8 @@ impl Changes {
         let a = totals_table(&mut params, &totals);
         let v = volumes_table(&mut params, &volumes);
         let m = moved_table(&mut params, moved);
-        // Its parts touch different tables (or different rows: the ledgers' versions and the
-        // checkpoints), so sharing one snapshot changes nothing; an unreferenced data-modifying CTE
-        // still runs to completion.
+        // Its parts touch different tables or rows, so sharing one snapshot changes nothing, and an
+        // unreferenced data-modifying CTE still runs to completion.
         let sql = format!(
             "with new_entries as (insert into entries ({ec}) select {ec} from {ef}), \
              new_transfers as (insert into transfers ({tc}) select {tc} from {tf}), \

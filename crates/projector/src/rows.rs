@@ -44,6 +44,17 @@ pub(crate) struct Booking<'a> {
     pub effective_at: DateTime<Utc>,
 }
 
+impl Booking<'_> {
+    /// A reversal's: it has no description of its own, its transfer row says what it reverses.
+    pub(crate) fn reversal(transfer_id: Uuid, effective_at: DateTime<Utc>) -> Self {
+        Self {
+            transfer_id,
+            description: "",
+            effective_at,
+        }
+    }
+}
+
 /// One leg of a booking and the amount it posts.
 pub(crate) struct Posting<'a> {
     pub index: usize,

@@ -59,55 +59,38 @@ pub(crate) trait Encoded {
     fn payload(&self) -> &str;
 }
 
-impl Encoded for StoredEvent {
-    fn at(&self) -> At {
-        At {
-            version: self.version,
-            recorded_at: self.recorded_at,
+/// The one implementation of [`Encoded`] for types that hold the same fields.
+macro_rules! encoded {
+    ($type:ty) => {
+        impl Encoded for $type {
+            fn at(&self) -> At {
+                At {
+                    version: self.version,
+                    recorded_at: self.recorded_at,
+                }
+            }
+
+            fn position(&self) -> i64 {
+                self.position
+            }
+
+            fn envelope(&self) -> Envelope<'_> {
+                Envelope {
+                    event_type: &self.event_type,
+                    schema_version: self.schema_version,
+                    recorded_at: self.recorded_at,
+                }
+            }
+
+            fn payload(&self) -> &str {
+                &self.payload
+            }
         }
-    }
-
-    fn position(&self) -> i64 {
-        self.position
-    }
-
-    fn envelope(&self) -> Envelope<'_> {
-        Envelope {
-            event_type: &self.event_type,
-            schema_version: self.schema_version,
-            recorded_at: self.recorded_at,
-        }
-    }
-
-    fn payload(&self) -> &str {
-        &self.payload
-    }
+    };
 }
 
-impl Encoded for PayloadEvent {
-    fn at(&self) -> At {
-        At {
-            version: self.version,
-            recorded_at: self.recorded_at,
-        }
-    }
-
-    fn position(&self) -> i64 {
-        self.position
-    }
-
-    fn envelope(&self) -> Envelope<'_> {
-        Envelope {
-            event_type: &self.event_type,
-            schema_version: self.schema_version,
-            recorded_at: self.recorded_at,
-        }
-    }
-
-    fn payload(&self) -> &str {
-        &self.payload
-    }
-}
+encoded!(StoredEvent);
+encoded!(PayloadEvent);
 
 /// An event decoded, with where it sits in its stream and in the log.
 pub(crate) struct Decoded {

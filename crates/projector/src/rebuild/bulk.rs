@@ -297,11 +297,7 @@ impl Fold {
         at: &At,
     ) {
         let id = reversal.id.0;
-        let booking = Booking {
-            transfer_id: id,
-            description: "",
-            effective_at,
-        };
+        let booking = Booking::reversal(id, effective_at);
         for (index, leg) in legs.iter().enumerate() {
             self.post(at, &booking, Posting::whole(index, leg));
         }

@@ -374,3 +374,24 @@ pub fn assert_exact(differences: Vec<(String, i64)>) {
         "read models differ from a fresh projection: {differences:?}"
     );
 }
+
+/// The live read models equal a fresh rebuild of the store.
+pub async fn assert_same_as_rebuild(pool: &PgPool, store: &EventStore) {
+    let differences = tally_projector::rebuild::differences(pool, store)
+        .await
+        .expect("compare");
+    assert_exact(differences);
+}
+
+/// Projects `ledger` from the store (one the test never delivered), then compares with a rebuild.
+pub async fn catch_up_and_compare(pool: &PgPool, store: &EventStore, ledger: &str) {
+    tally_projector::catch_up(pool, store, "read", ledger)
+        .await
+        .expect("catch up");
+    assert_same_as_rebuild(pool, store).await;
+}
+
+/// Waits up to 30 s for every ledger's projection to reach the store's head; `failure` says what not.
+pub async fn assert_caught_up(pool: &PgPool, failure: &str) {
+    assert!(eventually(30, || caught_up(pool)).await, "{failure}");
+}

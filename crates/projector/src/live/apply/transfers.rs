@@ -144,12 +144,7 @@ impl Changes {
         at: &At,
     ) -> Result<(), ProjectionError> {
         let id = reversal.id.0;
-        // A reversal has no description of its own; its transfer row says what it reverses.
-        let booking = Booking {
-            transfer_id: id,
-            description: "",
-            effective_at,
-        };
+        let booking = Booking::reversal(id, effective_at);
         for (index, leg) in legs.iter().enumerate() {
             self.post(conn, ledger, at, &booking, Posting::whole(index, leg))
                 .await?;

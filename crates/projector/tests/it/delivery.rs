@@ -9,13 +9,7 @@ async fn duplicates_reordering_and_gaps_leave_the_read_models_exact(pool: PgPool
     let traffic = Traffic::start(&pool).await;
     traffic.mixed("alpha", 700).await;
     let store = traffic.store.clone();
-    let events: Vec<StoredEvent> = store
-        .read_stream_payloads("alpha", 0, 1_000)
-        .await
-        .expect("read")
-        .into_iter()
-        .map(StoredEvent::from)
-        .collect();
+    let events: Vec<StoredEvent> = stored(&store, "alpha").await;
     assert!(events.len() > 10);
     let chunks: Vec<Vec<StoredEvent>> = events.chunks(3).map(<[StoredEvent]>::to_vec).collect();
     // Deliver the third chunk first (a gap: filled from the store), then everything again in reverse
@@ -44,13 +38,7 @@ async fn a_message_out_of_any_order_within_itself_is_applied_in_version_order(po
     let traffic = Traffic::start(&pool).await;
     traffic.mixed("alpha", 800).await;
     let store = traffic.store.clone();
-    let mut events: Vec<StoredEvent> = store
-        .read_stream_payloads("alpha", 0, 1_000)
-        .await
-        .expect("read")
-        .into_iter()
-        .map(StoredEvent::from)
-        .collect();
+    let mut events: Vec<StoredEvent> = stored(&store, "alpha").await;
     events.reverse();
     let mut doubled = events.clone();
     doubled.extend(events);

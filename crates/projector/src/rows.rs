@@ -1,5 +1,5 @@
 //! What both projection paths write the same way: a row of `transfers` (built by `live/apply` and by
-//! the rebuild's fold in `rebuild/bulk.rs`) and its binary `COPY` encoding, and the spelling of values.
+//! the rebuild's fold in `rebuild/fold.rs`) and its binary `COPY` encoding, and the spelling of values.
 
 use crate::copy::CopyRows;
 use crate::stored::At;

@@ -1,15 +1,16 @@
 //! Blue/green rebuild: build fresh read models from the store in a scratch schema, catch up, then swap
 //! schemas in one short transaction while readers keep reading the old tables until the swap.
 
-mod bulk;
+mod fold;
 mod indexes;
 mod load;
+mod write;
 
 use crate::checkpoints::ledger_status;
 use crate::copy::{copy_entries, copy_transfers};
 use crate::error::ProjectionError;
 use crate::live::catch_up_all;
-use bulk::{Sinks, fold_ledger, write_ledger};
+use fold::fold_ledger;
 use futures_util::{StreamExt, stream};
 use indexes::IndexPlan;
 use load::Loader;
@@ -19,6 +20,7 @@ use std::time::Instant;
 use tally_eventstore::{EventStore, StreamInfo};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use write::{Sinks, write_ledger};
 
 pub(crate) use load::Sink;
 

@@ -1,19 +1,14 @@
-//! The fast path of a rebuild: fold a ledger's whole stream in memory into the rows the incremental
-//! projection would have produced, one function per event, then write each table with a few set-based
-//! statements. The `differences` check compares the two paths, so they cannot drift apart unnoticed;
-//! only the row types of `rows.rs` are shared, and the tests check their text against what was posted.
+//! The rebuild's fold, one function per event: a ledger's whole stream, read in pages in parallel, folded
+//! in memory into the rows the incremental projection would have produced. The `differences` check
+//! compares the two paths, so they cannot drift apart unnoticed; only the row types of `rows.rs` are
+//! shared, and the tests check their text against what was posted.
 
-use super::load::Sink;
-use crate::checkpoints::PROJECTION;
-use crate::copy::CopyRows;
 use crate::error::ProjectionError;
-use crate::rows::{Balances, Booking, OpenedAccount, Posting, TransferRow, Volume, json_str, side};
-use crate::sql::Params;
+use crate::rows::{Balances, Booking, OpenedAccount, Posting, TransferRow, Volume, json_str};
 use crate::stored::{At, Decoded, decode};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tally_domain::{
@@ -24,59 +19,56 @@ use tally_eventstore::EventStore;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// Rows per insert statement: large enough to amortise the round trip, small enough for bind limits.
-const CHUNK: usize = 20_000;
-
-struct AccountRow {
+pub(super) struct AccountRow {
     /// The code again, shared by the account's entries instead of copied into each.
-    code: Arc<str>,
-    account_type: String,
-    normal: Side,
-    currency: String,
-    scale: i16,
-    status: &'static str,
-    floor: Option<i128>,
-    ceiling: Option<i128>,
-    metadata: Value,
-    balances: Balances,
-    version: i64,
+    pub(super) code: Arc<str>,
+    pub(super) account_type: String,
+    pub(super) normal: Side,
+    pub(super) currency: String,
+    pub(super) scale: i16,
+    pub(super) status: &'static str,
+    pub(super) floor: Option<i128>,
+    pub(super) ceiling: Option<i128>,
+    pub(super) metadata: Value,
+    pub(super) balances: Balances,
+    pub(super) version: i64,
     /// Business time of the account's last entry (`read.accounts.last_entry_at`).
-    last_entry_at: Option<DateTime<Utc>>,
+    pub(super) last_entry_at: Option<DateTime<Utc>>,
 }
 
-struct EntryRow {
-    account: Arc<str>,
-    effective_at: DateTime<Utc>,
-    version: i64,
-    leg: i32,
-    transfer_id: Uuid,
+pub(super) struct EntryRow {
+    pub(super) account: Arc<str>,
+    pub(super) effective_at: DateTime<Utc>,
+    pub(super) version: i64,
+    pub(super) leg: i32,
+    pub(super) transfer_id: Uuid,
     /// The transfer's, kept on each entry as `read.entries` does.
-    description: String,
-    side: Side,
-    amount: i128,
-    recorded_at: DateTime<Utc>,
+    pub(super) description: String,
+    pub(super) side: Side,
+    pub(super) amount: i128,
+    pub(super) recorded_at: DateTime<Utc>,
 }
 
 /// A transfer of the fold, and its id.
-struct FoldedTransfer {
-    id: Uuid,
-    row: TransferRow,
+pub(super) struct FoldedTransfer {
+    pub(super) id: Uuid,
+    pub(super) row: TransferRow,
 }
 
 /// A ledger's stream folded into the rows it projects to.
 #[derive(Default)]
 pub(crate) struct Fold {
-    name: String,
-    created_at: Option<DateTime<Utc>>,
-    closed_through: Option<DateTime<Utc>>,
-    version: i64,
-    position: i64,
-    accounts: BTreeMap<String, AccountRow>,
+    pub(super) name: String,
+    pub(super) created_at: Option<DateTime<Utc>>,
+    pub(super) closed_through: Option<DateTime<Utc>>,
+    pub(super) version: i64,
+    pub(super) position: i64,
+    pub(super) accounts: BTreeMap<String, AccountRow>,
     /// In creation order, which is the order they are loaded in; `transfer_at` finds one by id.
-    transfers: Vec<FoldedTransfer>,
-    transfer_at: HashMap<Uuid, usize>,
-    entries: Vec<EntryRow>,
-    volumes: BTreeMap<(String, NaiveDate), Volume>,
+    pub(super) transfers: Vec<FoldedTransfer>,
+    pub(super) transfer_at: HashMap<Uuid, usize>,
+    pub(super) entries: Vec<EntryRow>,
+    pub(super) volumes: BTreeMap<(String, NaiveDate), Volume>,
 }
 
 impl Fold {
@@ -416,12 +408,6 @@ fn read_ahead(
     rx
 }
 
-/// Where one ledger's transfers and entries go: each table is loaded by one `COPY` for every ledger.
-pub(crate) struct Sinks {
-    pub(crate) transfers: Sink,
-    pub(crate) entries: Sink,
-}
-
 /// Reads and folds `ledger`'s stream up to version `head` into the rows it projects to.
 pub(crate) async fn fold_ledger(
     store: &EventStore,
@@ -449,217 +435,4 @@ pub(crate) async fn fold_ledger(
         }
     }
     Ok(fold)
-}
-
-/// Writes a folded ledger into the empty tables of `schema`: the small tables directly, transfers and
-/// entries through `sinks`. Owns its arguments so that it can run on a task
-/// of its own while the next ledgers are read.
-pub(crate) async fn write_ledger(
-    pool: PgPool,
-    schema: String,
-    ledger: String,
-    mut fold: Fold,
-    sinks: Sinks,
-) -> Result<(), ProjectionError> {
-    if fold.version == 0 {
-        sinks.transfers.end().await?;
-        sinks.entries.end().await?;
-        return Ok(());
-    }
-    let transfers = std::mem::take(&mut fold.transfers);
-    let entries = std::mem::take(&mut fold.entries);
-    let normals: HashMap<String, Side> = fold
-        .accounts
-        .iter()
-        .map(|(code, a)| (code.clone(), a.normal))
-        .collect();
-    // Each on a task of its own, so that both encoders and the small tables' statements run at once.
-    let encode_transfers = tokio::spawn(send_transfers(ledger.clone(), transfers, sinks.transfers));
-    let encode_entries = tokio::spawn(send_entries(
-        ledger.clone(),
-        entries,
-        normals,
-        sinks.entries,
-    ));
-    let small = write_small(&pool, &schema, &ledger, fold).await;
-    encode_transfers.await??;
-    encode_entries.await??;
-    small?;
-    Ok(())
-}
-
-async fn send_transfers(
-    ledger: String,
-    transfers: Vec<FoldedTransfer>,
-    sink: Sink,
-) -> Result<(), ProjectionError> {
-    // The fold keeps them in creation order, the order of the index listings page by (and close to
-    // that of the one by last change), so that its build finds them sorted.
-    let mut rows = CopyRows::new();
-    for t in &transfers {
-        t.row.copy_into(&mut rows, &ledger, t.id);
-        rows.end_row(&sink).await?;
-    }
-    rows.flush(&sink).await?;
-    sink.end().await
-}
-
-async fn send_entries(
-    ledger: String,
-    mut entries: Vec<EntryRow>,
-    normals: HashMap<String, Side>,
-    sink: Sink,
-) -> Result<(), ProjectionError> {
-    // Running balances in business-time order, per account, exactly as the incremental path keeps them;
-    // also the primary key's order, so that its build finds the rows sorted.
-    entries.sort_unstable_by(|a, b| {
-        (&a.account, a.effective_at, a.version, a.leg).cmp(&(
-            &b.account,
-            b.effective_at,
-            b.version,
-            b.leg,
-        ))
-    });
-    let mut rows = CopyRows::new();
-    let mut running = 0i128;
-    for (i, e) in entries.iter().enumerate() {
-        if i == 0 || entries[i - 1].account != e.account {
-            running = 0;
-        }
-        let normal = normals.get(&*e.account).copied().unwrap_or(Side::Debit);
-        running += if e.side == normal {
-            e.amount
-        } else {
-            -e.amount
-        };
-        rows.text(&ledger)
-            .text(&e.account)
-            .time(e.effective_at)
-            .int8(e.version)
-            .int4(e.leg)
-            .uuid(e.transfer_id)
-            .text(side(e.side))
-            .numeric(e.amount)
-            .numeric(running)
-            .time(e.recorded_at)
-            .text(&e.description);
-        rows.end_row(&sink).await?;
-    }
-    rows.flush(&sink).await?;
-    sink.end().await
-}
-
-/// The ledger's row, its accounts, daily volumes and checkpoint, in one transaction.
-async fn write_small(
-    pool: &PgPool,
-    schema: &str,
-    ledger: &str,
-    fold: Fold,
-) -> Result<(), ProjectionError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(&format!("set local search_path to {schema}, public"))
-        .execute(&mut *tx)
-        .await?;
-    if let Some(created_at) = fold.created_at {
-        sqlx::query("insert into ledgers (ledger_id, name, created_at, closed_through, version) values ($1, $2, $3, $4, $5)")
-            .bind(ledger)
-            .bind(&fold.name)
-            .bind(created_at)
-            .bind(fold.closed_through)
-            .bind(fold.version)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let accounts: Vec<&AccountRow> = fold.accounts.values().collect();
-    for chunk in accounts.chunks(CHUNK) {
-        insert_accounts(&mut tx, ledger, chunk).await?;
-    }
-    let volumes: Vec<_> = fold.volumes.iter().collect();
-    for chunk in volumes.chunks(CHUNK) {
-        insert_volumes(&mut tx, ledger, chunk).await?;
-    }
-    sqlx::query("insert into checkpoints (projection, ledger_id, version, position) values ($1, $2, $3, $4)")
-        .bind(PROJECTION)
-        .bind(ledger)
-        .bind(fold.version)
-        .bind(fold.position)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn insert_accounts(
-    conn: &mut PgConnection,
-    ledger: &str,
-    rows: &[&AccountRow],
-) -> Result<(), ProjectionError> {
-    let mut params = Params::default();
-    let ledger = params.bind("text", ledger);
-    let a = params
-        .unnest(rows)
-        .column("code", "text[]", |a| &*a.code)
-        .column("account_type", "text[]", |a| a.account_type.as_str())
-        .column("normal_side", "text[]", |a| side(a.normal))
-        .column("currency", "text[]", |a| a.currency.as_str())
-        .column("scale", "int2[]", |a| a.scale)
-        .column("status", "text[]", |a| a.status)
-        .column("floor", "text[]::numeric[]", |a| {
-            a.floor.map(|f| f.to_string())
-        })
-        .column("ceiling", "text[]::numeric[]", |a| {
-            a.ceiling.map(|c| c.to_string())
-        })
-        .column("metadata", "jsonb[]", |a| a.metadata.clone())
-        .column("debits_posted", "text[]::numeric[]", |a| {
-            a.balances.debits_posted.to_string()
-        })
-        .column("credits_posted", "text[]::numeric[]", |a| {
-            a.balances.credits_posted.to_string()
-        })
-        .column("debits_pending", "text[]::numeric[]", |a| {
-            a.balances.debits_pending.to_string()
-        })
-        .column("credits_pending", "text[]::numeric[]", |a| {
-            a.balances.credits_pending.to_string()
-        })
-        .column("version", "int8[]", |a| a.version)
-        .column("last_entry_at", "timestamptz[]", |a| a.last_entry_at)
-        .table("t");
-    let sql = format!(
-        "insert into accounts (ledger_id, {}) select {ledger}, {} from {}",
-        a.columns, a.columns, a.from
-    );
-    sqlx::query_with(&sql, params.into_arguments()?)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-async fn insert_volumes(
-    conn: &mut PgConnection,
-    ledger: &str,
-    rows: &[(&(String, NaiveDate), &Volume)],
-) -> Result<(), ProjectionError> {
-    let mut params = Params::default();
-    let ledger = params.bind("text", ledger);
-    let v = params
-        .unnest(rows)
-        .column("account", "text[]", |(k, _)| k.0.as_str())
-        .column("day", "date[]", |(k, _)| k.1)
-        .column("currency", "text[]", |(_, v)| v.currency.as_str())
-        .column("debits", "text[]::numeric[]", |(_, v)| v.debits.to_string())
-        .column("credits", "text[]::numeric[]", |(_, v)| {
-            v.credits.to_string()
-        })
-        .column("entries", "int8[]", |(_, v)| v.entries)
-        .table("t");
-    let sql = format!(
-        "insert into daily_volumes (ledger_id, {}) select {ledger}, {} from {}",
-        v.columns, v.columns, v.from
-    );
-    sqlx::query_with(&sql, params.into_arguments()?)
-        .execute(conn)
-        .await?;
-    Ok(())
 }

@@ -32,3 +32,37 @@ impl Backoff {
         }
     }
 }
+
+/// What a long-running role does between its sessions: log why the last one ended, count it, and wait
+/// the back-off before the next, so that the relay and the projector reconnect alike.
+pub struct Reconnect {
+    backoff: Backoff,
+    role: &'static str,
+    counter: &'static str,
+}
+
+impl Reconnect {
+    /// `role` names the sessions in the log; `counter` is the metric that counts reconnects.
+    pub fn new(role: &'static str, counter: &'static str, max: Duration) -> Self {
+        Self {
+            backoff: Backoff::new(max),
+            role,
+            counter,
+        }
+    }
+
+    /// After a session ended with `error`: logs and counts it, then sleeps the back-off. `false` when
+    /// `shutdown` came first.
+    pub async fn after(
+        &mut self,
+        error: impl std::fmt::Display,
+        shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> bool {
+        let backoff_ms = self.backoff.next_delay().as_millis() as u64;
+        let role = self.role;
+        tracing::warn!(%error, backoff_ms, "{role} session ended; reconnecting");
+        metrics::counter!(self.counter).increment(1);
+        drop(error);
+        self.backoff.sleep(shutdown).await
+    }
+}

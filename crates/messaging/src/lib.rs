@@ -5,8 +5,10 @@ mod amqp;
 mod backoff;
 mod message;
 mod relay;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use amqp::{AmqpConfig, Session, connect, declare_events_exchange};
-pub use backoff::Backoff;
+pub use backoff::{Backoff, Reconnect};
 pub use message::{EventBatch, PublishedEvent, ReceivedBatch, ReceivedEvent, routing_key};
 pub use relay::{Relay, RelayConfig, RelayError};

@@ -3,7 +3,7 @@
 //! (a PostgreSQL advisory lock); others wait as standbys.
 
 use crate::amqp::{AmqpConfig, connect, declare_events_exchange};
-use crate::backoff::Backoff;
+use crate::backoff::Reconnect;
 use crate::message::{EventBatch, routing_key, runs};
 use futures_util::FutureExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -79,17 +79,13 @@ impl Relay {
     /// tolerate duplicates, never gaps.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = pin!(shutdown);
-        let mut backoff = Backoff::new(self.config.max_backoff);
-        loop {
-            match self.session(shutdown.as_mut()).await {
-                Ok(()) => return,
-                Err(error) => {
-                    let backoff_ms = backoff.next_delay().as_millis() as u64;
-                    tracing::warn!(%error, backoff_ms, "relay session ended; reconnecting");
-                    metrics::counter!("tally_relay_reconnects_total").increment(1);
-                }
-            }
-            if !backoff.sleep(shutdown.as_mut()).await {
+        let mut reconnect = Reconnect::new(
+            "relay",
+            "tally_relay_reconnects_total",
+            self.config.max_backoff,
+        );
+        while let Err(error) = self.session(shutdown.as_mut()).await {
+            if !reconnect.after(error, shutdown.as_mut()).await {
                 return;
             }
         }
@@ -119,7 +115,7 @@ impl Relay {
             }
         }
         // The checkpoint commits need not wait for their WAL flush: one lost in a crash only means
-        // publishing its page again, and consumers skip duplicates. It was a third of a round's time.
+        // publishing its page again, and consumers skip duplicates.
         sqlx::query("set synchronous_commit to off")
             .execute(&mut lock)
             .await?;
@@ -135,11 +131,9 @@ impl Relay {
 
         let store = EventStore::new(self.pool.clone());
         let checkpoint = self.checkpoint(&mut lock).await?;
-        // Reading and publishing run ahead of confirming and checkpointing by up to `PAGES_IN_FLIGHT`
-        // pages: the next page is read and on its way while the broker still replicates the previous
-        // one, instead of the two round trips adding up for every event. The channel keeps publish order,
-        // and a checkpoint only ever names a page whose confirms (and those of every page before it)
-        // arrived, so a failure anywhere republishes from there: duplicates, never gaps.
+        // Reading and publishing run up to `PAGES_IN_FLIGHT` pages ahead of confirming and
+        // checkpointing so that the round trips overlap, and a checkpoint only names a page whose
+        // confirms (and all before it) arrived, so a failure republishes: duplicates, never gaps.
         let (sent, in_flight) = mpsc::channel(PAGES_IN_FLIGHT);
         let reading =
             self.read_and_publish(&store, &channel, &mut listener, checkpoint, sent, shutdown);

@@ -1,10 +1,9 @@
-//! Rows in PostgreSQL's binary `COPY` format, for the rebuild's largest tables. `COPY` fills heap pages
-//! many rows at a time with one WAL record each, where `insert … select from unnest(…)` pays a heap insert
-//! and a WAL record per row; the binary format spares the server parsing timestamps, numerics and UUIDs
-//! from text, which was about half of its cost of loading entries.
+//! Rows in PostgreSQL's binary `COPY` format, for the largest tables of both paths: `COPY` fills heap
+//! pages many rows at a time, and the binary format spares the server parsing timestamps, numerics and
+//! UUIDs from text.
 
 use crate::error::ProjectionError;
-use crate::load::Sink;
+use crate::rebuild::Sink;
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@
 //! API's lookups their index plans within seconds; ANALYZE invalidates the plans cached on them.
 
 use crate::error::ProjectionError;
-use crate::project::quote_ident;
+use crate::sql::quote_ident;
 use sqlx::PgPool;
 
 /// Analyses every table of `schema` that holds rows but has no statistics, and returns their names.

@@ -2,15 +2,13 @@
 //! over from the checkpoint when the active one dies.
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tally_eventstore::{EventMetadata, EventStore, NewEvent};
+use tally_messaging::test_support::delete_broker_objects;
 use tally_messaging::{
     AmqpConfig, EventBatch, Relay, RelayConfig, connect, declare_events_exchange,
 };
@@ -179,8 +177,6 @@ async fn one_relay_publishes_everything_in_order_and_a_standby_takes_over(pool: 
     assert!(checkpoint > 0);
 
     standby.abort();
-    let _ = channel
-        .exchange_delete(&amqp.exchange, ExchangeDeleteOptions::default())
-        .await;
     let _ = connection.close(0, "done").await;
+    delete_broker_objects(&amqp, &[], &[&amqp.exchange]).await;
 }

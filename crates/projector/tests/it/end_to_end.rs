@@ -61,15 +61,8 @@ async fn every_event_reaches_the_read_models_exactly(pool: PgPool) {
     traffic.mixed("alpha", 100).await;
     traffic.admin("beta").await;
     traffic.mixed("beta", 200).await;
-    assert!(
-        eventually(30, || caught_up(&pool)).await,
-        "projection did not catch up"
-    );
-    assert_exact(
-        rebuild::differences(&pool, &traffic.store)
-            .await
-            .expect("compare"),
-    );
+    assert_caught_up(&pool, "projection did not catch up").await;
+    assert_same_as_rebuild(&pool, &traffic.store).await;
 
     // Spot-check the numbers themselves: cash took 10,000, sent 2,500 (reversed), 600 to rent.
     let (posted_debits, posted_credits): (String, String) = sqlx::query_as(
@@ -179,15 +172,8 @@ async fn events_no_message_carries_are_brought_in_by_the_sweep(pool: PgPool) {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let traffic = Traffic::start(&pool).await;
     traffic.mixed("alpha", 100).await;
-    assert!(
-        eventually(30, || caught_up(&pool)).await,
-        "the sweep did not bring the ledger up to the store"
-    );
-    assert_exact(
-        rebuild::differences(&pool, &traffic.store)
-            .await
-            .expect("compare"),
-    );
+    assert_caught_up(&pool, "the sweep did not bring the ledger up to the store").await;
+    assert_same_as_rebuild(&pool, &traffic.store).await;
     projector.abort();
     names.delete().await;
 }
@@ -214,15 +200,8 @@ async fn a_killed_projector_resumes_and_ends_equal_to_a_rebuild(pool: PgPool) {
     }
     let second = spawn_projector(&pool, &names);
     traffic.mixed("beta", 300).await;
-    assert!(
-        eventually(30, || caught_up(&pool)).await,
-        "projection did not catch up"
-    );
-    assert_exact(
-        rebuild::differences(&pool, &traffic.store)
-            .await
-            .expect("compare"),
-    );
+    assert_caught_up(&pool, "projection did not catch up").await;
+    assert_same_as_rebuild(&pool, &traffic.store).await;
     let _ = stop_relay.send(());
     relay.await.expect("relay task");
     second.abort();
@@ -238,22 +217,12 @@ async fn with_two_projectors_the_standby_takes_over_when_the_active_one_dies(poo
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let standby = spawn_projector(&pool, &names);
     traffic.mixed("alpha", 400).await;
-    assert!(
-        eventually(30, || caught_up(&pool)).await,
-        "projection did not catch up"
-    );
+    assert_caught_up(&pool, "projection did not catch up").await;
     active.kill().await;
     // Only the standby is left; its sweep is hours away, so messages alone must carry these events.
     traffic.mixed("beta", 500).await;
-    assert!(
-        eventually(30, || caught_up(&pool)).await,
-        "the standby did not take over"
-    );
-    assert_exact(
-        rebuild::differences(&pool, &traffic.store)
-            .await
-            .expect("compare"),
-    );
+    assert_caught_up(&pool, "the standby did not take over").await;
+    assert_same_as_rebuild(&pool, &traffic.store).await;
     let _ = stop_relay.send(());
     relay.await.expect("relay task");
     standby.abort();
@@ -276,7 +245,7 @@ async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(pool: PgPool) {
         .await
         .expect("count");
     // The incremental path that built these tables against the bulk fold `differences` uses.
-    assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+    assert_same_as_rebuild(&pool, &store).await;
     let indexes = || async {
         sqlx::query_as::<_, (String, String)>(
             "select indexname::text, indexdef from pg_indexes where schemaname = 'read' order by 1",
@@ -296,7 +265,7 @@ async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(pool: PgPool) {
         .await
         .expect("count");
     assert_eq!(before, after);
-    assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+    assert_same_as_rebuild(&pool, &store).await;
     // Built after the load, under the names the migrations gave them.
     assert_eq!(indexes().await, indexes_before);
     let leftovers: i64 = sqlx::query_scalar(
@@ -341,7 +310,7 @@ async fn a_group_large_enough_to_be_copied_is_written_exactly(pool: PgPool) {
         .await
         .expect("count");
     assert!(entries > 2_400, "entries {entries}");
-    assert_exact(rebuild::differences(&pool, &store).await.expect("compare"));
+    assert_same_as_rebuild(&pool, &store).await;
     // The comparison's bulk fold encodes transfer rows with the same code, so check the text as given.
     let (description, note): (String, String) = sqlx::query_as(
         "select description, metadata ->> 'note' from read.transfers where transfer_id = $1",

@@ -1,12 +1,12 @@
 //! A ledger with traffic, broker names unique to the test, and waiting helpers.
 
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 use tally_domain::*;
 use tally_eventstore::{EventMetadata, EventStore};
+use tally_messaging::test_support::delete_broker_objects;
 use tally_messaging::{AmqpConfig, RelayConfig};
 use tally_projector::ProjectorConfig;
 use tally_writer::{Submission, WriterConfig, Writers};
@@ -51,18 +51,8 @@ impl Names {
     }
 
     pub async fn delete(&self) {
-        let Ok(connection) = tally_messaging::connect(&AmqpConfig::default()).await else {
-            return;
-        };
-        if let Ok(channel) = connection.create_channel().await {
-            let _ = channel
-                .queue_delete(&self.queue, QueueDeleteOptions::default())
-                .await;
-            let _ = channel
-                .exchange_delete(&self.exchange, ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = connection.close(0, "test done").await;
+        let (queues, exchanges) = ([self.queue.as_str()], [self.exchange.as_str()]);
+        delete_broker_objects(&AmqpConfig::default(), &queues, &exchanges).await;
     }
 }
 
@@ -383,4 +373,25 @@ pub fn assert_exact(differences: Vec<(String, i64)>) {
         differences.is_empty(),
         "read models differ from a fresh projection: {differences:?}"
     );
+}
+
+/// The live read models equal a fresh rebuild of the store.
+pub async fn assert_same_as_rebuild(pool: &PgPool, store: &EventStore) {
+    let differences = tally_projector::rebuild::differences(pool, store)
+        .await
+        .expect("compare");
+    assert_exact(differences);
+}
+
+/// Projects `ledger` from the store (one the test never delivered), then compares with a rebuild.
+pub async fn catch_up_and_compare(pool: &PgPool, store: &EventStore, ledger: &str) {
+    tally_projector::catch_up(pool, store, "read", ledger)
+        .await
+        .expect("catch up");
+    assert_same_as_rebuild(pool, store).await;
+}
+
+/// Waits up to 30 s for every ledger's projection to reach the store's head; `failure` says what not.
+pub async fn assert_caught_up(pool: &PgPool, failure: &str) {
+    assert!(eventually(30, || caught_up(pool)).await, "{failure}");
 }

@@ -2,56 +2,17 @@
 //! with the checkpoint moved in the same transaction. Duplicates are skipped and gaps are filled from the
 //! event store, so any delivery order converges to the same tables.
 
-use crate::apply::{At, Changes, Moved};
+use super::apply::{Changes, Moved};
+use crate::checkpoints::PROJECTION;
 use crate::error::ProjectionError;
-use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use crate::sql::quote_ident;
+use crate::stored::{Decoded, StoredEvent, decode};
+use chrono::Utc;
+use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
-use tally_domain::{Envelope, Event};
-use tally_eventstore::{EventStore, MAX_READ_LIMIT, PayloadEvent};
-use tally_messaging::ReceivedEvent;
-
-/// The name of the projection that keeps every table of the `read` schema.
-pub const PROJECTION: &str = "ledger";
-
-/// What projecting needs of a stored event, whether it came from the broker or the store.
-#[derive(Debug, Clone)]
-pub struct StoredEvent {
-    pub version: i64,
-    pub position: i64,
-    pub recorded_at: DateTime<Utc>,
-    pub event_type: String,
-    pub schema_version: i32,
-    /// The payload as JSON text, parsed once, straight into the event.
-    pub payload: Box<str>,
-}
-
-impl From<ReceivedEvent> for StoredEvent {
-    fn from(e: ReceivedEvent) -> Self {
-        Self {
-            version: e.version,
-            position: e.position,
-            recorded_at: e.recorded_at,
-            event_type: e.event_type,
-            schema_version: e.schema_version,
-            payload: e.payload.into(),
-        }
-    }
-}
-
-impl From<PayloadEvent> for StoredEvent {
-    fn from(e: PayloadEvent) -> Self {
-        Self {
-            version: e.version,
-            position: e.position,
-            recorded_at: e.recorded_at,
-            event_type: e.event_type,
-            schema_version: e.schema_version,
-            payload: e.payload.into_boxed_str(),
-        }
-    }
-}
+use tally_domain::Event;
+use tally_eventstore::{EventStore, MAX_READ_LIMIT};
 
 /// Applies `events` (consecutive events of `ledger`, any of which may already be applied) to the tables
 /// in `schema`. Returns how many events were newly applied.
@@ -82,121 +43,177 @@ pub async fn project_batches(
     if by_ledger.is_empty() {
         return Ok(0);
     }
-    let ledgers: Vec<&str> = by_ledger.keys().map(String::as_str).collect();
-    let started = Instant::now();
-    // The commit need not wait for its WAL flush: the read models and their checkpoints derive from
-    // the store, and a commit lost in a crash takes its checkpoint with it, so the next message's gap
-    // fill (or the sweep) projects those events again. Waiting for the flush was most of a small
-    // transaction's time on a busy disk. Set with BEGIN, in the same round trip: on two busy cores every
-    // round trip of a group is paid in scheduling latency.
+    let mut timing = GroupTiming::start();
+    // No wait for the WAL flush, since a commit lost in a crash takes its checkpoint with it and its
+    // events are projected again from the store; set with BEGIN to spare a round trip.
     let mut tx = pool
         .begin_with(format!(
             "begin; set local search_path to {}, public; set local synchronous_commit to off",
             quote_ident(schema)
         ))
         .await?;
-    let began = started.elapsed();
-    // Creates missing checkpoint rows and locks all of them in one statement (the no-op update locks an
-    // existing row as `for update` would). The row locks serialise every projector instance (and the
-    // catch-up sweep) per ledger; rows are locked in the order they are sorted.
-    let checkpoints: HashMap<String, i64> = sqlx::query_as(
+    timing.began = timing.started.elapsed();
+    let ledgers: Vec<&str> = by_ledger.keys().map(String::as_str).collect();
+    let checkpoints = lock_checkpoints(&mut tx, &ledgers).await?;
+    timing.locked = timing.started.elapsed();
+    let mut changes = Changes::default();
+    let mut moved: Vec<Moved> = Vec::new();
+    let mut duplicates = 0u64;
+    for (ledger, events) in by_ledger {
+        let checkpoint = checkpoints.get(&ledger).copied().unwrap_or(0);
+        let mark = Instant::now();
+        let pending = unseen(store, &ledger, checkpoint, events).await?;
+        timing.unseen += mark.elapsed();
+        if pending.is_empty() {
+            duplicates += 1;
+            continue;
+        }
+        let run = decode_run(&ledger, pending, &mut timing)?;
+        moved.extend(apply_run(&mut changes, &mut tx, ledger, run, &mut timing).await?);
+    }
+    timing.applied = timing.started.elapsed();
+    changes.finish(&mut tx, PROJECTION, &moved).await?;
+    timing.written = timing.started.elapsed();
+    tx.commit().await?;
+    timing.report();
+    Ok(record_metrics(&moved, &checkpoints, duplicates))
+}
+
+/// Creates missing checkpoint rows and locks all of them in one statement (the no-op update locks an
+/// existing row as `for update` would), returning each ledger's checkpoint. The row locks serialise
+/// every projector instance (and the catch-up sweep) per ledger; rows are locked in sorted order.
+async fn lock_checkpoints(
+    conn: &mut PgConnection,
+    ledgers: &[&str],
+) -> Result<HashMap<String, i64>, ProjectionError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
         "insert into checkpoints (projection, ledger_id, version, position) \
          select $1, l, 0, 0 from unnest($2::text[]) as l order by l \
          on conflict (projection, ledger_id) do update set version = checkpoints.version \
          returning ledger_id, version",
     )
     .bind(PROJECTION)
-    .bind(&ledgers)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
-    let locked = started.elapsed();
-    let mut changes = Changes::default();
-    let mut moved: Vec<Moved> = Vec::new();
-    let mut duplicates = 0u64;
-    let (mut in_unseen, mut in_decode, mut in_prefetch) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    for (ledger, events) in by_ledger {
-        let checkpoint = checkpoints.get(&ledger).copied().unwrap_or(0);
-        let mark = Instant::now();
-        let pending = unseen(store, &ledger, checkpoint, events).await?;
-        in_unseen += mark.elapsed();
-        let mark = Instant::now();
-        if pending.is_empty() {
-            duplicates += 1;
-            continue;
-        }
-        let mut decoded = Vec::with_capacity(pending.len());
-        let mut accounts = BTreeSet::new();
-        for stored in pending {
-            let envelope = Envelope {
-                event_type: &stored.event_type,
-                schema_version: stored.schema_version,
-                recorded_at: stored.recorded_at,
-            };
-            let event = Event::decode_str(envelope, &stored.payload).map_err(|e| {
-                ProjectionError::Undecodable {
-                    ledger: ledger.clone(),
-                    version: stored.version,
-                    reason: e.to_string(),
-                }
-            })?;
-            if let Event::TransferPosted { transfer: t, .. } = &event {
-                accounts.extend(t.legs.iter().map(|l| l.account.as_str().to_owned()));
-            }
-            if let Event::TransferReversed { legs, .. } = &event {
-                accounts.extend(legs.iter().map(|l| l.account.as_str().to_owned()));
-            }
-            let at = At {
-                version: stored.version,
-                recorded_at: stored.recorded_at,
-            };
-            decoded.push((at, stored.position, event));
-        }
-        let accounts: Vec<String> = accounts.into_iter().collect();
-        in_decode += mark.elapsed();
-        let mark = Instant::now();
-        changes.prefetch(&mut tx, &ledger, &accounts).await?;
-        in_prefetch += mark.elapsed();
-        let mut last = None;
-        for (at, position, event) in decoded {
-            changes.apply(&mut tx, &ledger, &at, event).await?;
-            last = Some((at, position));
-        }
-        if let Some((at, position)) = last {
-            moved.push((ledger, at.version, position, at.recorded_at));
-        }
+    .bind(ledgers)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// One ledger's unseen events, decoded, and the accounts they post to.
+struct Run {
+    events: Vec<Decoded>,
+    accounts: Vec<String>,
+}
+
+fn decode_run(
+    ledger: &str,
+    pending: Vec<StoredEvent>,
+    timing: &mut GroupTiming,
+) -> Result<Run, ProjectionError> {
+    let mark = Instant::now();
+    let mut events = Vec::with_capacity(pending.len());
+    let mut accounts = BTreeSet::new();
+    for stored in pending {
+        let decoded = decode(ledger, &stored)?;
+        let legs = match &decoded.event {
+            Event::TransferPosted { transfer, .. } => &transfer.legs[..],
+            Event::TransferReversed { legs, .. } => &legs[..],
+            _ => &[],
+        };
+        accounts.extend(legs.iter().map(|l| l.account.as_str().to_owned()));
+        events.push(decoded);
     }
-    let applied_at = started.elapsed();
-    changes.finish(&mut tx, PROJECTION, &moved).await?;
-    let written = started.elapsed();
-    tx.commit().await?;
-    // Where a group's time goes, round trip by round trip: on busy cores most of it is waiting.
-    tracing::debug!(
-        begin_ms = began.as_secs_f64() * 1e3,
-        lock_ms = (locked - began).as_secs_f64() * 1e3,
-        apply_ms = (applied_at - locked).as_secs_f64() * 1e3,
-        unseen_ms = in_unseen.as_secs_f64() * 1e3,
-        decode_ms = in_decode.as_secs_f64() * 1e3,
-        prefetch_ms = in_prefetch.as_secs_f64() * 1e3,
-        write_ms = (written - applied_at).as_secs_f64() * 1e3,
-        commit_ms = (started.elapsed() - written).as_secs_f64() * 1e3,
-        "group timing"
-    );
+    timing.decode += mark.elapsed();
+    let accounts = accounts.into_iter().collect();
+    Ok(Run { events, accounts })
+}
+
+/// Applies one ledger's run; where its projection moved to, if anywhere.
+async fn apply_run(
+    changes: &mut Changes,
+    conn: &mut PgConnection,
+    ledger: String,
+    run: Run,
+    timing: &mut GroupTiming,
+) -> Result<Option<Moved>, ProjectionError> {
+    let mark = Instant::now();
+    changes.prefetch(conn, &ledger, &run.accounts).await?;
+    timing.prefetch += mark.elapsed();
+    let mut last = None;
+    for Decoded {
+        at,
+        position,
+        event,
+    } in run.events
+    {
+        changes.apply(conn, &ledger, &at, event).await?;
+        last = Some((at, position));
+    }
+    Ok(last.map(|(at, position)| Moved {
+        ledger,
+        version: at.version,
+        position,
+        recorded_at: at.recorded_at,
+    }))
+}
+
+/// Counts what a group applied and skipped, and the projection's lag; returns the events applied.
+fn record_metrics(moved: &[Moved], checkpoints: &HashMap<String, i64>, duplicates: u64) -> usize {
     if duplicates > 0 {
         metrics::counter!("tally_projection_duplicates_total").increment(duplicates);
     }
     let applied: i64 = moved
         .iter()
-        .map(|(ledger, version, _, _)| version - checkpoints.get(ledger).copied().unwrap_or(0))
+        .map(|m| m.version - checkpoints.get(&m.ledger).copied().unwrap_or(0))
         .sum();
     metrics::counter!("tally_projection_events_applied_total").increment(applied as u64);
-    if let Some(newest) = moved.iter().map(|m| m.3).max() {
+    if let Some(newest) = moved.iter().map(|m| m.recorded_at).max() {
         let lag = (Utc::now() - newest).num_milliseconds().max(0) as f64 / 1000.0;
         metrics::gauge!("tally_projection_lag_seconds").set(lag);
     }
-    Ok(applied as usize)
+    applied as usize
+}
+
+/// Where a group's time goes, round trip by round trip: on busy cores most of it is waiting.
+struct GroupTiming {
+    started: Instant,
+    began: Duration,
+    locked: Duration,
+    applied: Duration,
+    written: Duration,
+    unseen: Duration,
+    decode: Duration,
+    prefetch: Duration,
+}
+
+impl GroupTiming {
+    fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            began: Duration::ZERO,
+            locked: Duration::ZERO,
+            applied: Duration::ZERO,
+            written: Duration::ZERO,
+            unseen: Duration::ZERO,
+            decode: Duration::ZERO,
+            prefetch: Duration::ZERO,
+        }
+    }
+
+    fn report(&self) {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        tracing::debug!(
+            begin_ms = ms(self.began),
+            lock_ms = ms(self.locked - self.began),
+            apply_ms = ms(self.applied - self.locked),
+            unseen_ms = ms(self.unseen),
+            decode_ms = ms(self.decode),
+            prefetch_ms = ms(self.prefetch),
+            write_ms = ms(self.written - self.applied),
+            commit_ms = ms(self.started.elapsed() - self.written),
+            "group timing"
+        );
+    }
 }
 
 /// The events after `checkpoint`, in version order, each once: duplicates dropped, and every gap (a
@@ -287,9 +304,4 @@ pub async fn catch_up_all(
         progress(total);
     }
     Ok(total)
-}
-
-/// `name` as a quoted SQL identifier.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -25,16 +25,17 @@ pub(crate) struct IndexPlan {
     slots: Arc<Semaphore>,
 }
 
-/// A table, one of its indexes and the index's definition; the constraint it backs, if any, with its
-/// kind (`p`, `u`, …) and definition.
-type IndexRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// One index of `read` as the catalog describes it, with the constraint it backs, if any.
+#[derive(sqlx::FromRow)]
+struct IndexRow {
+    table: String,
+    index: String,
+    definition: String,
+    constraint: Option<String>,
+    /// `p` for a primary key, `u` for a unique constraint, …
+    kind: Option<String>,
+    constraint_definition: Option<String>,
+}
 
 impl IndexPlan {
     /// The statements that give the tables of `schema` the primary keys, unique constraints and indexes
@@ -42,8 +43,9 @@ impl IndexPlan {
     /// migrations made.
     pub(crate) async fn of_read(pool: &PgPool, schema: &str) -> Result<Self, ProjectionError> {
         let indexes: Vec<IndexRow> = sqlx::query_as(
-            "select t.relname::text, i.relname::text, pg_get_indexdef(i.oid), c.conname::text, \
-                    c.contype::text, pg_get_constraintdef(c.oid) \
+            "select t.relname::text as table, i.relname::text as index, \
+                    pg_get_indexdef(i.oid) as definition, c.conname::text as constraint, \
+                    c.contype::text as kind, pg_get_constraintdef(c.oid) as constraint_definition \
              from pg_index x \
              join pg_class i on i.oid = x.indexrelid \
              join pg_class t on t.oid = x.indrelid \
@@ -54,7 +56,15 @@ impl IndexPlan {
         .fetch_all(pool)
         .await?;
         let mut tables: BTreeMap<String, TableIndexes> = BTreeMap::new();
-        for (table, index, definition, constraint, kind, constraint_definition) in indexes {
+        for IndexRow {
+            table,
+            index,
+            definition,
+            constraint,
+            kind,
+            constraint_definition,
+        } in indexes
+        {
             let on = format!(" ON read.{table} ");
             let build = definition.replacen(&on, &format!(" ON {schema}.{table} "), 1);
             let plan = tables.entry(table.clone()).or_default();

@@ -1,18 +1,28 @@
 //! Blue/green rebuild: build fresh read models from the store in a scratch schema, catch up, then swap
 //! schemas in one short transaction while readers keep reading the old tables until the swap.
 
-use crate::bulk::{Sinks, fold_ledger, write_ledger};
+mod fold;
+mod indexes;
+mod load;
+mod write;
+
+use crate::checkpoints::ledger_status;
 use crate::copy::{copy_entries, copy_transfers};
 use crate::error::ProjectionError;
-use crate::indexes::IndexPlan;
-use crate::load::Loader;
-use crate::project::{PROJECTION, catch_up_all};
+use crate::live::catch_up_all;
+use fold::fold_ledger;
 use futures_util::{StreamExt, stream};
+use indexes::IndexPlan;
+use load::Loader;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Instant;
-use tally_eventstore::EventStore;
+use tally_eventstore::{EventStore, StreamInfo};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use write::{Sinks, write_ledger};
+
+pub(crate) use load::Sink;
 
 /// The tables of the `read` schema, in creation order.
 pub const TABLES: &[&str] = &[
@@ -82,74 +92,29 @@ async fn build(
     );
     let (entries, entry_sinks) =
         Loader::start(pool, "entries", copy_entries(Some(schema)), streams.len());
-    let plan = &plan;
-    let loaded = [transfers.table, entries.table];
-    let report = &mut *progress;
-    let fold_all = async move {
-        // `list_streams` orders ledgers as the tables' indexes do, and the loaders take them in turn.
-        let ledgers = streams
-            .into_iter()
-            .zip(transfer_sinks.into_iter().zip(entry_sinks));
-        let in_memory = Arc::new(Semaphore::new(LEDGERS_IN_MEMORY));
-        let mut folded = stream::iter(ledgers)
-            .map(|(stream, (transfers, entries))| {
-                let in_memory = Arc::clone(&in_memory);
-                async move {
-                    // Never closed, so acquiring only waits.
-                    let permit = in_memory.acquire_owned().await;
-                    let started = Instant::now();
-                    let fold = fold_ledger(store, &stream.stream_id, stream.version).await?;
-                    let events = fold.events();
-                    tracing::debug!(
-                        ledger = stream.stream_id,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "ledger read and folded"
-                    );
-                    // Written on a task of its own, so that the next ledger is read meanwhile
-                    // even while this one waits for the loaders to finish the ledgers before it.
-                    let sinks = Sinks { transfers, entries };
-                    let write = write_ledger(
-                        pool.clone(),
-                        schema.to_owned(),
-                        stream.stream_id,
-                        fold,
-                        sinks,
-                    );
-                    let written = tokio::spawn(async move {
-                        let written = write.await;
-                        drop(permit);
-                        written
-                    });
-                    Ok::<_, ProjectionError>((events, written))
-                }
-            })
-            .buffer_unordered(LEDGERS_AT_ONCE);
-        let mut writes = Vec::new();
-        let mut first = 0;
-        while let Some(folded) = folded.next().await {
-            let (events, written) = folded?;
-            first += events;
-            report(first);
-            writes.push(written);
-        }
-        drop(folded);
-        for written in writes {
-            written.await??;
-        }
-        for table in plan.tables() {
-            if !loaded.contains(&table) {
-                plan.build(pool, table).await?;
-            }
-        }
-        Ok::<_, ProjectionError>(first)
+    // `list_streams` orders ledgers as the tables' indexes do, and the loaders take them in turn.
+    let ledgers: Vec<_> = streams
+        .into_iter()
+        .zip(transfer_sinks.into_iter().zip(entry_sinks))
+        .map(|(stream, (transfers, entries))| (stream, Sinks { transfers, entries }))
+        .collect();
+    let target = Target {
+        pool,
+        store,
+        schema,
+        plan: &plan,
+        loaded: [transfers.table, entries.table],
     };
-    let index_after = |loader: Loader| async move {
+    let index_after = |loader: Loader| async {
         let table = loader.table;
         loader.finish().await?;
         plan.build(pool, table).await
     };
-    let (folded, transfers_indexed, entries_indexed) =
-        tokio::join!(fold_all, index_after(transfers), index_after(entries));
+    let (folded, transfers_indexed, entries_indexed) = tokio::join!(
+        target.fold_all(ledgers, &mut *progress),
+        index_after(transfers),
+        index_after(entries)
+    );
     let first = match folded {
         // A fold that failed stopped the loads too: its error is the one that says why.
         Err(error) if !matches!(error, ProjectionError::LoadStopped(_)) => return Err(error),
@@ -163,6 +128,77 @@ async fn build(
     // swapped-in checkpoints say where the tables stand.
     let rest = catch_up_all(pool, store, schema, &mut |n| progress(first + n)).await?;
     Ok(first + rest)
+}
+
+/// Where a build's first pass reads from and writes to.
+struct Target<'a> {
+    pool: &'a PgPool,
+    store: &'a EventStore,
+    schema: &'a str,
+    plan: &'a IndexPlan,
+    /// The tables the loaders fill, indexed once their own load ends.
+    loaded: [&'static str; 2],
+}
+
+impl Target<'_> {
+    /// Folds and writes every ledger, a few at once, then indexes the small tables; returns the
+    /// events folded.
+    async fn fold_all(
+        &self,
+        ledgers: Vec<(StreamInfo, Sinks)>,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, ProjectionError> {
+        let in_memory = Arc::new(Semaphore::new(LEDGERS_IN_MEMORY));
+        let mut folded = stream::iter(ledgers)
+            .map(|(stream, sinks)| self.fold_one(stream, sinks, Arc::clone(&in_memory)))
+            .buffer_unordered(LEDGERS_AT_ONCE);
+        let mut writes = Vec::new();
+        let mut events = 0;
+        while let Some(folded) = folded.next().await {
+            let (folded_events, written) = folded?;
+            events += folded_events;
+            progress(events);
+            writes.push(written);
+        }
+        drop(folded);
+        for written in writes {
+            written.await??;
+        }
+        for table in self.plan.tables() {
+            if !self.loaded.contains(&table) {
+                self.plan.build(self.pool, table).await?;
+            }
+        }
+        Ok(events)
+    }
+
+    /// Reads and folds one ledger, then writes it on a task of its own, so that the next ledger is
+    /// read meanwhile even while this one waits for the loaders to finish the ledgers before it.
+    async fn fold_one(
+        &self,
+        stream: StreamInfo,
+        sinks: Sinks,
+        in_memory: Arc<Semaphore>,
+    ) -> Result<(u64, JoinHandle<Result<(), ProjectionError>>), ProjectionError> {
+        // Never closed, so acquiring only waits.
+        let permit = in_memory.acquire_owned().await;
+        let started = Instant::now();
+        let fold = fold_ledger(self.store, &stream.stream_id, stream.version).await?;
+        let events = fold.events();
+        tracing::debug!(
+            ledger = stream.stream_id,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "ledger read and folded"
+        );
+        let (pool, schema) = (self.pool.clone(), self.schema.to_owned());
+        let write = write_ledger(pool, schema, stream.stream_id, fold, sinks);
+        let written = tokio::spawn(async move {
+            let written = write.await;
+            drop(permit);
+            written
+        });
+        Ok((events, written))
+    }
 }
 
 /// Rebuilds every read model from the store and swaps it in. `progress` hears events applied so far.
@@ -226,12 +262,10 @@ pub async fn differences(
 
 /// Per ledger: the projection's version and the store's, for `tally projections status`.
 pub async fn status(pool: &PgPool) -> Result<Vec<(String, i64, i64)>, ProjectionError> {
-    let rows = sqlx::query_as(
-        "select s.stream_id, coalesce(c.version, 0), s.version from streams s \
-         left join read.checkpoints c on c.ledger_id = s.stream_id and c.projection = $1 order by s.stream_id",
-    )
-    .bind(PROJECTION)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows)
+    let store = EventStore::new(pool.clone());
+    let ledgers = ledger_status(pool, &store).await?;
+    Ok(ledgers
+        .into_iter()
+        .map(|l| (l.ledger, l.projected, l.stored))
+        .collect())
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
@@ -97,17 +96,12 @@ impl Install {
 
     /// Drops the database, the exchange, the queue and the certificate directory.
     pub async fn clean(&self) {
-        if let Ok(connection) = tally_messaging::connect(&Default::default()).await {
-            if let Ok(channel) = connection.create_channel().await {
-                let _ = channel
-                    .queue_delete(&self.queue, QueueDeleteOptions::default())
-                    .await;
-                let _ = channel
-                    .exchange_delete(&self.exchange, ExchangeDeleteOptions::default())
-                    .await;
-            }
-            let _ = connection.close(0, "test done").await;
-        }
+        tally_messaging::test_support::delete_broker_objects(
+            &Default::default(),
+            &[&self.queue],
+            &[&self.exchange],
+        )
+        .await;
         let _ = std::process::Command::new("psql")
             .args(["-qh", "127.0.0.1", "-U", "postgres", "-c"])
             .arg(format!(

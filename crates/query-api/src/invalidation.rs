@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use tally_messaging::{AmqpConfig, Backoff, ReceivedBatch, connect, declare_events_exchange};
+use tally_messaging::{AmqpConfig, ReceivedBatch, Reconnect, connect, declare_events_exchange};
 
 use crate::cache::AnswerCache;
 use crate::versions::Versions;
@@ -25,17 +25,14 @@ impl Invalidation {
     /// Consumes until `shutdown`, reconnecting with back-off; the cache is bypassed while disconnected.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = pin!(shutdown);
-        let mut backoff = Backoff::new(self.max_backoff);
-        loop {
-            match self.session(shutdown.as_mut()).await {
-                Ok(()) => break,
-                Err(error) => {
-                    self.cache.set_live(false);
-                    tracing::warn!(%error, "cache invalidation stream ended; reconnecting");
-                    metrics::counter!("tally_query_invalidation_reconnects_total").increment(1);
-                }
-            }
-            if !backoff.sleep(shutdown.as_mut()).await {
+        let mut reconnect = Reconnect::new(
+            "cache invalidation",
+            "tally_query_invalidation_reconnects_total",
+            self.max_backoff,
+        );
+        while let Err(error) = self.session(shutdown.as_mut()).await {
+            self.cache.set_live(false);
+            if !reconnect.after(error, shutdown.as_mut()).await {
                 break;
             }
         }

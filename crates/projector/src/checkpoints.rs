@@ -9,7 +9,7 @@ use tally_eventstore::EventStore;
 pub const PROJECTION: &str = "ledger";
 
 /// One ledger's projected version next to its stored one.
-pub(crate) struct LedgerStatus {
+pub struct LedgerStatus {
     pub ledger: String,
     pub projected: i64,
     pub stored: i64,

@@ -16,7 +16,7 @@ mod sql;
 pub mod statistics;
 mod stored;
 
-pub use checkpoints::PROJECTION;
+pub use checkpoints::{LedgerStatus, PROJECTION};
 pub use error::ProjectionError;
 pub use live::{
     Projector, ProjectorConfig, catch_up, catch_up_all, project_batch, project_batches,

@@ -37,10 +37,13 @@ pub async fn status(pool: &PgPool) -> anyhow::Result<()> {
         "{:<32} {:>12} {:>12} {:>8}",
         "ledger", "projected", "stored", "lag"
     );
-    for (ledger, projected, stored) in rebuild::status(pool).await? {
+    for ledger in rebuild::status(pool).await? {
         println!(
-            "{ledger:<32} {projected:>12} {stored:>12} {:>8}",
-            stored - projected
+            "{:<32} {:>12} {:>12} {:>8}",
+            ledger.ledger,
+            ledger.projected,
+            ledger.stored,
+            ledger.stored - ledger.projected
         );
     }
     Ok(())

@@ -6,7 +6,7 @@ mod indexes;
 mod load;
 mod write;
 
-use crate::checkpoints::ledger_status;
+use crate::checkpoints::{LedgerStatus, ledger_status};
 use crate::copy::{copy_entries, copy_transfers};
 use crate::error::ProjectionError;
 use crate::live::catch_up_all;
@@ -261,11 +261,6 @@ pub async fn differences(
 }
 
 /// Per ledger: the projection's version and the store's, for `tally projections status`.
-pub async fn status(pool: &PgPool) -> Result<Vec<(String, i64, i64)>, ProjectionError> {
-    let store = EventStore::new(pool.clone());
-    let ledgers = ledger_status(pool, &store).await?;
-    Ok(ledgers
-        .into_iter()
-        .map(|l| (l.ledger, l.projected, l.stored))
-        .collect())
+pub async fn status(pool: &PgPool) -> Result<Vec<LedgerStatus>, ProjectionError> {
+    ledger_status(pool, &EventStore::new(pool.clone())).await
 }

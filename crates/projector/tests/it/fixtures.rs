@@ -357,12 +357,7 @@ where
 /// Whether every ledger's projection has reached the store's head.
 pub async fn caught_up(pool: &PgPool) -> bool {
     match tally_projector::rebuild::status(pool).await {
-        Ok(rows) => {
-            !rows.is_empty()
-                && rows
-                    .iter()
-                    .all(|(_, projected, stored)| projected == stored)
-        }
+        Ok(rows) => !rows.is_empty() && rows.iter().all(|ledger| ledger.projected == ledger.stored),
         Err(_) => false,
     }
 }

@@ -196,7 +196,7 @@ fn record_transfer(
     if let Some(answer) = retry_or_conflict(ledger, "id", spec.id, request) {
         return answer;
     }
-    Ok(vec![Draft::new(ledger).transfer(spec, at, None)?])
+    Ok(vec![Draft::new(ledger).book_transfer(spec, at, None)?])
 }
 
 fn void_pending(
@@ -238,7 +238,7 @@ fn reverse_transfer(
     if let Some(answer) = retry_or_conflict(ledger, "id", reversal.id, request) {
         return answer;
     }
-    Ok(vec![Draft::new(ledger).reversal(reversal, at)?])
+    Ok(vec![Draft::new(ledger).book_reversal(reversal, at)?])
 }
 
 fn reverse_and_rebook(
@@ -270,14 +270,14 @@ fn reverse_and_rebook(
     // Both halves are checked against the same draft balances, so the rebook sees the reversal's
     // effect, and nothing is emitted unless both are accepted.
     let mut draft = Draft::new(ledger);
-    let reversed = draft.reversal(reversal, at)?;
+    let reversed = draft.book_reversal(reversal, at)?;
     let correction = Correction {
         of: reversal.original,
         reversal: reversal.id,
         reason: reversal.reason.clone(),
     };
     let rebooked = draft
-        .transfer(rebook, at, Some(correction))
+        .book_transfer(rebook, at, Some(correction))
         .map_err(|e| prefix_field(e, "rebook."))?;
     Ok(vec![reversed, rebooked])
 }
@@ -480,7 +480,7 @@ fn post_pending(
             ..leg.clone()
         })
         .collect();
-    check_balanced(&posted_legs, "amounts")?;
+    check_balanced(ledger, &posted_legs, "amounts")?;
     let effective_at = post.effective_at.unwrap_or(at);
     check_open_period(ledger, "effective_at", effective_at)?;
     let mut draft = Draft::new(ledger);
@@ -531,7 +531,7 @@ fn amounts_to_post(
 }
 
 /// Debits must equal credits in every currency.
-fn check_balanced(legs: &[LegSpec], field: &str) -> Result<(), DomainError> {
+fn check_balanced(ledger: &Ledger, legs: &[LegSpec], field: &str) -> Result<(), DomainError> {
     let mut sums: BTreeMap<&CurrencyCode, (i128, i128)> = BTreeMap::new();
     for leg in legs {
         let (debits, credits) = sums.entry(&leg.currency).or_default();
@@ -551,6 +551,7 @@ fn check_balanced(legs: &[LegSpec], field: &str) -> Result<(), DomainError> {
             currency: currency.clone(),
             debits,
             credits,
+            scale: ledger.currencies.get(currency).copied(),
         }),
         None => Ok(()),
     }
@@ -603,9 +604,14 @@ fn check_leg(ledger: &Ledger, legs: &[LegSpec], i: usize, field: &str) -> Result
 /// ledger until every check has passed.
 struct Draft<'a> {
     ledger: &'a Ledger,
-    /// Each touched account's totals so far, with the field of the leg that first touched it (which a
-    /// limit refusal names).
-    touched: BTreeMap<AccountCode, (String, Totals)>,
+    touched: BTreeMap<AccountCode, Touched>,
+}
+
+/// An account's totals so far in a draft, with the field of the leg that first touched it, which a limit
+/// refusal names.
+struct Touched {
+    field: String,
+    totals: Totals,
 }
 
 impl<'a> Draft<'a> {
@@ -624,7 +630,7 @@ impl<'a> Draft<'a> {
         delta: i128,
     ) -> Result<(), DomainError> {
         let current = match self.touched.get(&leg.account) {
-            Some((_, totals)) => *totals,
+            Some(touched) => touched.totals,
             None => known_account(self.ledger, field, &leg.account)?.totals,
         };
         let moved =
@@ -633,11 +639,14 @@ impl<'a> Draft<'a> {
                 .ok_or_else(|| DomainError::AmountOverflow {
                     field: field.into(),
                 })?;
-        let entry = self
+        let touched = self
             .touched
             .entry(leg.account.clone())
-            .or_insert_with(|| (field.to_owned(), moved));
-        entry.1 = moved;
+            .or_insert_with(|| Touched {
+                field: field.to_owned(),
+                totals: moved,
+            });
+        touched.totals = moved;
         Ok(())
     }
 
@@ -654,23 +663,25 @@ impl<'a> Draft<'a> {
                 let totals = self
                     .touched
                     .get(&leg.account)
-                    .map_or(account.totals, |(_, totals)| *totals);
+                    .map_or(account.totals, |touched| touched.totals);
                 Some(AccountBalance::with_totals(account, &totals))
             })
             .collect()
     }
 
     fn check_limits(&self) -> Result<(), DomainError> {
-        for (code, (field, totals)) in &self.touched {
+        for (code, Touched { field, totals }) in &self.touched {
             let account = known_account(self.ledger, field, code)?;
-            if let Some((limit, balance)) =
+            if let Some(crossing) =
                 totals.crossed(account.account_type.normal_side(), &account.limits)
             {
                 return Err(DomainError::LimitExceeded {
                     field: field.clone(),
                     account: code.clone(),
-                    limit,
-                    balance,
+                    kind: crossing.kind,
+                    limit: crossing.limit,
+                    balance: crossing.balance,
+                    scale: account.currency.scale,
                 });
             }
         }
@@ -678,7 +689,7 @@ impl<'a> Draft<'a> {
     }
 
     /// Validates a transfer's legs, adds them to the draft balances and checks limits.
-    fn book(
+    fn book_legs(
         &mut self,
         legs: &[LegSpec],
         phase: Phase,
@@ -689,7 +700,7 @@ impl<'a> Draft<'a> {
         for i in 0..legs.len() {
             check_leg(self.ledger, legs, i, field)?;
         }
-        check_balanced(legs, field)?;
+        check_balanced(self.ledger, legs, field)?;
         check_open_period(self.ledger, "effective_at", effective_at)?;
         for (i, leg) in legs.iter().enumerate() {
             let leg_field = format!("{field}[{i}].amount");
@@ -698,7 +709,7 @@ impl<'a> Draft<'a> {
         self.check_limits()
     }
 
-    fn transfer(
+    fn book_transfer(
         &mut self,
         spec: &TransferSpec,
         at: DateTime<Utc>,
@@ -712,7 +723,7 @@ impl<'a> Draft<'a> {
         }
         let effective_at = spec.effective_at.unwrap_or(at);
         let Some(pending) = spec.pending else {
-            self.book(&spec.legs, Phase::Posted, effective_at, "legs")?;
+            self.book_legs(&spec.legs, Phase::Posted, effective_at, "legs")?;
             return Ok(Event::TransferPosted {
                 transfer: spec.clone(),
                 recorded_at: at,
@@ -726,7 +737,7 @@ impl<'a> Draft<'a> {
                 max_secs: MAX_PENDING_TIMEOUT_SECS,
             });
         }
-        self.book(&spec.legs, Phase::Pending, effective_at, "legs")?;
+        self.book_legs(&spec.legs, Phase::Pending, effective_at, "legs")?;
         Ok(Event::TransferReserved {
             transfer: spec.clone(),
             recorded_at: at,
@@ -735,14 +746,14 @@ impl<'a> Draft<'a> {
         })
     }
 
-    fn reversal(
+    fn book_reversal(
         &mut self,
         reversal: &ReversalSpec,
         at: DateTime<Utc>,
     ) -> Result<Event, DomainError> {
         let legs = mirrored_legs(self.ledger, reversal)?;
         let effective_at = reversal.effective_at.unwrap_or(at);
-        self.book(&legs, Phase::Posted, effective_at, "legs")?;
+        self.book_legs(&legs, Phase::Posted, effective_at, "legs")?;
         Ok(Event::TransferReversed {
             balances: self.balances(&legs),
             reversal: reversal.clone(),

@@ -62,7 +62,7 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         balances: Vec<BalanceAfter>,
     },
-    /// A reservation was settled with `amounts` (one per leg); the rest was released.
+    /// A reservation was posted with `amounts` (one per leg); the rest was released.
     PendingTransferPosted {
         id: TransferId,
         amounts: Vec<Amount>,
@@ -142,7 +142,7 @@ impl Event {
         }
     }
 
-    /// The id of an existing transfer this event changes (settles, releases or reverses). The store
+    /// The id of an existing transfer this event changes (posts, releases or reverses). The store
     /// indexes the same expression (`tally_transfer_ref`, migration 0011), so the writer can find a
     /// transfer's whole history without holding it in memory.
     pub fn changed_transfer(&self) -> Option<TransferId> {

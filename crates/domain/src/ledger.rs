@@ -12,6 +12,7 @@ use crate::transfer::TransferId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Everything the ledger must know to decide the next command. Ordered maps keep its serialisation
 /// deterministic, so snapshots of equal states are equal bytes.
@@ -42,6 +43,18 @@ pub enum TransferStatus {
     Reversed,
 }
 
+impl fmt::Display for TransferStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransferStatus::Posted => "posted",
+            TransferStatus::Pending => "pending",
+            TransferStatus::Voided => "voided",
+            TransferStatus::Expired => "expired",
+            TransferStatus::Reversed => "reversed",
+        })
+    }
+}
+
 /// The request that created a transfer, kept verbatim: a retry with an equal request is a duplicate,
 /// anything else with the same id is a conflict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +75,7 @@ pub struct TransferRecord {
     pub request: TransferRequest,
     /// The legs as booked; for a reversal, the mirrored legs.
     pub legs: Vec<LegSpec>,
-    /// Settled amount per leg; `None` while pending or after a void or expiry.
+    /// Posted amount per leg; `None` while pending or after a void or expiry.
     pub posted: Option<Vec<Amount>>,
     pub status: TransferStatus,
     pub effective_at: DateTime<Utc>,
@@ -131,8 +144,8 @@ impl Ledger {
     fn move_legs<'a>(&mut self, moves: impl IntoIterator<Item = (&'a LegSpec, Phase, i128)>) {
         for (leg, phase, delta) in moves {
             if let Some(acc) = self.accounts.get_mut(&leg.account) {
-                // `decide` proved the arithmetic fits; a failure here means a corrupted stream, and
-                // leaving the totals untouched keeps the fold total rather than panicking.
+                // `decide` proved the arithmetic fits, so an overflow means a corrupt stream: keep the
+                // totals rather than panic.
                 debug_assert!(acc.totals.moved(leg.side, phase, delta).is_some());
                 if let Some(t) = acc.totals.moved(leg.side, phase, delta) {
                     acc.totals = t;
@@ -143,7 +156,7 @@ impl Ledger {
 
     /// Remembers a new transfer with the answer it gets: the balances right after its own event, as
     /// the event states them (older events do not, and the state has them).
-    fn record(&mut self, id: TransferId, new: NewRecord) {
+    fn insert_transfer(&mut self, id: TransferId, new: NewRecord) {
         let balances = if new.balances.is_empty() {
             self.balances_of(&new.legs)
         } else {
@@ -213,9 +226,8 @@ impl Ledger {
     /// [`Event::recall_companion`]s, with stream versions, in stream order. Records the state still holds
     /// are left as they are.
     pub fn recall(&mut self, ids: &[TransferId], history: impl IntoIterator<Item = (u64, Event)>) {
-        // The events are folded into an empty ledger: it has no accounts, so only transfer records
-        // change, and those of `ids` come out as a full replay leaves them (their answers are in the
-        // events). Other records there may lack changes `history` need not hold, so they are dropped.
+        // An empty ledger has no accounts, so folding `history` into it changes only transfer records,
+        // and only those of `ids` are sure to be complete.
         let mut side = Ledger::default();
         for (version, event) in history {
             side.version = version.saturating_sub(1);
@@ -351,7 +363,7 @@ fn transfer_posted(
         expires_at: None,
         balances: balances.to_vec(),
     };
-    ledger.record(transfer.id, record);
+    ledger.insert_transfer(transfer.id, record);
 }
 
 /// The request of a rebooked transfer, also given to the reversal booked with it, so a retry of the
@@ -395,7 +407,7 @@ fn transfer_reserved(
         expires_at: Some(expires_at),
         balances: balances.to_vec(),
     };
-    ledger.record(transfer.id, record);
+    ledger.insert_transfer(transfer.id, record);
 }
 
 fn pending_transfer_posted(
@@ -453,7 +465,7 @@ fn transfer_reversed(
         expires_at: None,
         balances: balances.to_vec(),
     };
-    ledger.record(reversal.id, record);
+    ledger.insert_transfer(reversal.id, record);
 }
 
 /// A transfer record before its outcome is known.

@@ -101,15 +101,7 @@ fn open_account(
     }
     check_currency_scale(ledger, currency)?;
     // A fresh account has a zero balance, which must itself respect the limits.
-    if Totals::default()
-        .crossed(account_type.normal_side(), limits)
-        .is_some()
-    {
-        return Err(DomainError::LimitsViolatedByBalance {
-            field: "limits".into(),
-            account: code.clone(),
-        });
-    }
+    check_limits_hold(code, account_type, &Totals::default(), limits)?;
     Ok(vec![Event::AccountOpened {
         code: code.clone(),
         account_type,
@@ -159,20 +151,27 @@ fn set_account_limits(
     limits: &Limits,
 ) -> Result<Vec<Event>, DomainError> {
     let account = not_closed(known_account(ledger, "code", code)?)?;
-    if account
-        .totals
-        .crossed(account.account_type.normal_side(), limits)
-        .is_some()
-    {
-        return Err(DomainError::LimitsViolatedByBalance {
-            field: "limits".into(),
-            account: code.clone(),
-        });
-    }
+    check_limits_hold(code, account.account_type, &account.totals, limits)?;
     Ok(vec![Event::AccountLimitsChanged {
         code: code.clone(),
         limits: *limits,
     }])
+}
+
+/// Limits an account is given must already hold for its balance.
+fn check_limits_hold(
+    code: &AccountCode,
+    account_type: AccountType,
+    totals: &Totals,
+    limits: &Limits,
+) -> Result<(), DomainError> {
+    match totals.crossed(account_type.normal_side(), limits) {
+        Some(_) => Err(DomainError::LimitsViolatedByBalance {
+            field: "limits".into(),
+            account: code.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn set_account_metadata(

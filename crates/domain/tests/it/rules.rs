@@ -439,14 +439,19 @@ fn a_balance_may_not_cross_its_floor() {
     given(funded(100)).when(spend(2, 100)).then_ok();
 }
 
-#[test]
-fn a_balance_may_not_cross_its_ceiling() {
+/// `assets:cash` funded with 100, with a floor of zero and `ceiling`.
+fn funded_below_a_ceiling(ceiling: i128) -> Vec<Event> {
     let mut events = funded(100);
     events.push(Event::AccountLimitsChanged {
         code: code("assets:cash"),
-        limits: Limits::new(Some(0), Some(150)).expect("valid"),
+        limits: Limits::new(Some(0), Some(ceiling)).expect("valid"),
     });
-    given(events)
+    events
+}
+
+#[test]
+fn a_balance_may_not_cross_its_ceiling() {
+    given(funded_below_a_ceiling(150))
         .when(sale(2, 51))
         .then_err(DomainError::LimitExceeded {
             field: "legs[0].amount".into(),
@@ -460,11 +465,7 @@ fn a_balance_may_not_cross_its_ceiling() {
 
 #[test]
 fn a_limit_refusal_says_in_words_where_the_balance_would_go() {
-    let mut events = funded(100);
-    events.push(Event::AccountLimitsChanged {
-        code: code("assets:cash"),
-        limits: Limits::new(Some(0), Some(500_000)).expect("valid"),
-    });
+    let events = funded_below_a_ceiling(500_000);
     let ceiling = given(events.clone())
         .when(sale(2, 519_900))
         .then_refusal_text();

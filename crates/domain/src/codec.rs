@@ -139,7 +139,7 @@ fn not_tagged<E: serde::ser::Error>() -> E {
 }
 
 /// Serializer methods for shapes an event's tagged form never takes.
-macro_rules! not_tagged {
+macro_rules! refuse_shapes {
     ($($method:ident($($arg:ty),*)),* $(,)?) => {$(
         fn $method(self, $(_: $arg),*) -> Result<S::Ok, S::Error> {
             Err(not_tagged())
@@ -169,7 +169,7 @@ impl<S: Serializer> Serializer for ContentOnly<S> {
         self.0.is_human_readable()
     }
 
-    not_tagged!(
+    refuse_shapes!(
         serialize_bool(bool),
         serialize_i8(i8),
         serialize_i16(i16),

@@ -1,5 +1,5 @@
-//! The writer's side of the event codec (`tally_domain::codec` owns the shapes): events written as the
-//! store's canonical payload text, and stored events read back into events.
+//! The writer's side of the event codec, whose shapes the domain's `codec` module owns: events written as
+//! the store's canonical payload text, and stored events read back into events.
 
 use crate::error::WriteError;
 use tally_domain::{Envelope, Event, LedgerId};

@@ -254,6 +254,26 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_refusal_is_detailed_in_words() {
+        let error = DomainError::LimitExceeded {
+            field: "legs[0].amount".into(),
+            account: code("assets:card"),
+            kind: tally_domain::LimitKind::Ceiling,
+            limit: 500_000,
+            balance: Some(520_000),
+            scale: 2,
+        };
+        let body = domain_problem(&error).body();
+        let detail = body.detail.expect("a detail");
+        assert_eq!(
+            detail,
+            "legs[0].amount: would take assets:card to 5,200.00, above its ceiling of 5,000.00"
+        );
+        assert!(!detail.contains("Some("), "{detail}");
+        assert!(!detail.contains("Ceiling"), "{detail}");
+    }
+
+    #[test]
     fn fields_can_be_renamed() {
         let error = DomainError::TransferNotFound {
             field: "original".into(),

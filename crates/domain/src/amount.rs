@@ -82,6 +82,32 @@ impl From<Amount> for String {
     }
 }
 
+/// `value` minor units as people write them: thousands separated by commas and, when the currency's
+/// `scale` is known, that many digits after the point (`-1,234.56`); whole numbers otherwise (`5,200`).
+pub(crate) fn format_minor_units(value: i128, scale: Option<u8>) -> String {
+    let scale = usize::from(scale.unwrap_or(0));
+    let mut digits = value.unsigned_abs().to_string();
+    if digits.len() <= scale {
+        digits.insert_str(0, &"0".repeat(scale + 1 - digits.len()));
+    }
+    let (whole, fraction) = digits.split_at(digits.len() - scale);
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 2);
+    if value < 0 {
+        out.push('-');
+    }
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if !fraction.is_empty() {
+        out.push('.');
+        out.push_str(fraction);
+    }
+    out
+}
+
 /// Serde helpers for signed 128-bit balances as decimal strings, because JSON numbers lose precision in
 /// JavaScript beyond 2^53.
 pub mod i128_string {
@@ -126,6 +152,23 @@ mod tests {
             Err(AmountError::Overflow)
         );
         assert_eq!(Amount::parse(&"9".repeat(60)), Err(AmountError::Overflow));
+    }
+
+    #[test]
+    fn minor_units_are_written_for_people() {
+        assert_eq!(format_minor_units(5_200, None), "5,200");
+        assert_eq!(format_minor_units(-1_234_567, None), "-1,234,567");
+        assert_eq!(format_minor_units(999, None), "999");
+        assert_eq!(format_minor_units(0, None), "0");
+        assert_eq!(format_minor_units(5_200, Some(2)), "52.00");
+        assert_eq!(format_minor_units(-123_456, Some(2)), "-1,234.56");
+        assert_eq!(format_minor_units(7, Some(8)), "0.00000007");
+        assert_eq!(format_minor_units(-5, Some(2)), "-0.05");
+        assert_eq!(format_minor_units(1_000, Some(0)), "1,000");
+        assert_eq!(
+            format_minor_units(i128::MIN, None),
+            "-170,141,183,460,469,231,731,687,303,715,884,105,728"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub struct Totals {
     pub credits_pending: i128,
 }
 
-/// Whether a movement reserves (pending) or settles (posted).
+/// Whether a movement reserves an amount (pending) or posts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     Pending,
@@ -86,22 +86,26 @@ impl Totals {
 
     /// The first limit these totals cross, with the balance that crosses it. Overflowing arithmetic
     /// counts as crossing: such a balance could never be reported.
-    pub(crate) fn crossed(
-        &self,
-        normal: Side,
-        limits: &Limits,
-    ) -> Option<(LimitKind, Option<i128>)> {
+    pub(crate) fn crossed(&self, normal: Side, limits: &Limits) -> Option<Crossing> {
         let available = self.available(normal);
         if let Some(floor) = limits.floor
             && available.is_none_or(|a| a < floor)
         {
-            return Some((LimitKind::Floor, available));
+            return Some(Crossing {
+                kind: LimitKind::Floor,
+                limit: floor,
+                balance: available,
+            });
         }
         let potential = self.potential(normal);
         if let Some(ceiling) = limits.ceiling
             && potential.is_none_or(|p| p > ceiling)
         {
-            return Some((LimitKind::Ceiling, potential));
+            return Some(Crossing {
+                kind: LimitKind::Ceiling,
+                limit: ceiling,
+                balance: potential,
+            });
         }
         None
     }
@@ -111,6 +115,15 @@ impl Totals {
             && self.debits_pending == 0
             && self.credits_pending == 0
     }
+}
+
+/// A limit that totals cross: which one, its value, and the balance that crosses it (`None` when that
+/// balance does not fit in 128 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Crossing {
+    pub kind: LimitKind,
+    pub limit: i128,
+    pub balance: Option<i128>,
 }
 
 /// The balances of one account after a command, as returned to the caller.
@@ -168,7 +181,7 @@ impl BalanceAfter {
         }
     }
 
-    fn settled(&self) -> bool {
+    fn nothing_reserved(&self) -> bool {
         self.pending == 0 && self.available == self.posted
     }
 }
@@ -176,7 +189,7 @@ impl BalanceAfter {
 impl Serialize for BalanceAfter {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        if self.settled() {
+        if self.nothing_reserved() {
             return s.collect_str(&self.posted);
         }
         let mut t = s.serialize_tuple(3)?;
@@ -262,7 +275,7 @@ mod tests {
 
     #[test]
     fn balances_after_are_short_when_nothing_is_reserved() {
-        let settled = BalanceAfter {
+        let posted_only = BalanceAfter {
             posted: -1200,
             pending: 0,
             available: -1200,
@@ -272,10 +285,10 @@ mod tests {
             pending: 0,
             available: 70,
         };
-        let text = serde_json::to_string(&[settled, reserved]).expect("serialises");
+        let text = serde_json::to_string(&[posted_only, reserved]).expect("serialises");
         assert_eq!(text, r#"["-1200",["100","0","70"]]"#);
         let back: Vec<BalanceAfter> = serde_json::from_str(&text).expect("parses");
-        assert_eq!(back, vec![settled, reserved]);
+        assert_eq!(back, vec![posted_only, reserved]);
         for bad in [r#"12"#, r#"["1","2"]"#, r#"["1","2","3","4"]"#, r#""x""#] {
             assert!(serde_json::from_str::<BalanceAfter>(bad).is_err(), "{bad}");
         }
@@ -305,12 +318,20 @@ mod tests {
         let floor = Limits::new(Some(0), None).expect("valid");
         assert_eq!(
             t.crossed(Side::Debit, &floor),
-            Some((LimitKind::Floor, Some(-1)))
+            Some(Crossing {
+                kind: LimitKind::Floor,
+                limit: 0,
+                balance: Some(-1)
+            })
         );
         let ceiling = Limits::new(None, Some(5)).expect("valid");
         assert_eq!(
             t.crossed(Side::Debit, &ceiling),
-            Some((LimitKind::Ceiling, Some(10)))
+            Some(Crossing {
+                kind: LimitKind::Ceiling,
+                limit: 5,
+                balance: Some(10)
+            })
         );
     }
 }

@@ -73,7 +73,7 @@ pub enum CommandKind {
 }
 
 impl CommandKind {
-    /// The transfers the command settles, releases or reverses: deciding it needs their records.
+    /// The transfers the command posts, releases or reverses: deciding it needs their records.
     pub fn existing_transfers(&self) -> Vec<TransferId> {
         match self {
             CommandKind::PostPending(p) => vec![p.id],

@@ -1,6 +1,8 @@
 //! `decide`: checks a command against the ledger's state and answers with the events it causes.
 
-use crate::account::{Account, AccountCode, AccountStatus, CurrencyCode};
+use crate::account::{
+    Account, AccountCode, AccountStatus, AccountType, Currency, CurrencyCode, Limits, Side,
+};
 use crate::amount::Amount;
 use crate::balance::{AccountBalance, BalanceAfter, Phase, Totals, balances_after};
 use crate::command::{
@@ -8,10 +10,11 @@ use crate::command::{
 };
 use crate::error::DomainError;
 use crate::event::{Correction, Event};
-use crate::ledger::{Ledger, TransferRequest, TransferStatus, apply};
+use crate::ledger::{Ledger, TransferRecord, TransferRequest, TransferStatus, apply};
 use crate::limits::{
     MAX_DESCRIPTION_BYTES, MAX_LEDGER_NAME_BYTES, MAX_LEGS, MAX_PENDING_TIMEOUT_SECS,
 };
+use crate::metadata::Metadata;
 use crate::transfer::TransferId;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -30,18 +33,7 @@ pub fn decide_at(
     at: DateTime<Utc>,
 ) -> Result<Vec<Event>, DomainError> {
     if let CommandKind::CreateLedger { name } = kind {
-        if ledger.exists() {
-            return Err(DomainError::LedgerAlreadyExists);
-        }
-        if name.trim().is_empty() || name.len() > MAX_LEDGER_NAME_BYTES {
-            return Err(DomainError::InvalidLedgerName {
-                field: "name".into(),
-            });
-        }
-        return Ok(vec![Event::LedgerCreated {
-            name: name.clone(),
-            created_at: at,
-        }]);
+        return create_ledger(ledger, name, at);
     }
     if !ledger.exists() {
         return Err(DomainError::LedgerNotFound);
@@ -54,201 +46,263 @@ pub fn decide_at(
             currency,
             limits,
             metadata,
-        } => {
-            if ledger.accounts.contains_key(code) {
-                return Err(DomainError::AccountAlreadyExists {
-                    field: "code".into(),
-                    code: code.clone(),
-                });
-            }
-            if let Some(&scale) = ledger.currencies.get(&currency.code)
-                && scale != currency.scale
-            {
-                return Err(DomainError::CurrencyScaleMismatch {
-                    field: "currency.scale".into(),
-                    currency: currency.code.clone(),
-                    expected: scale,
-                    got: currency.scale,
-                });
-            }
-            // A fresh account has a zero balance, which must itself respect the limits.
-            if let Some((_, _)) = Totals::default().crossed(account_type.normal_side(), limits) {
-                return Err(DomainError::LimitsViolatedByBalance {
-                    field: "limits".into(),
-                    account: code.clone(),
-                });
-            }
-            Ok(vec![Event::AccountOpened {
-                code: code.clone(),
-                account_type: *account_type,
-                currency: currency.clone(),
-                limits: *limits,
-                metadata: metadata.clone(),
-            }])
-        }
-        CommandKind::FreezeAccount { code } => {
-            expect_status(existing(ledger, "code", code)?, AccountStatus::Open)?;
-            Ok(vec![Event::AccountFrozen { code: code.clone() }])
-        }
-        CommandKind::UnfreezeAccount { code } => {
-            expect_status(existing(ledger, "code", code)?, AccountStatus::Frozen)?;
-            Ok(vec![Event::AccountUnfrozen { code: code.clone() }])
-        }
-        CommandKind::CloseAccount { code } => {
-            let acc = existing(ledger, "code", code)?;
-            if acc.status == AccountStatus::Closed {
-                return Err(DomainError::AccountClosed {
-                    field: "code".into(),
-                    code: code.clone(),
-                });
-            }
-            if !acc.totals.is_zero() {
-                return Err(DomainError::AccountNotEmpty {
-                    field: "code".into(),
-                    code: code.clone(),
-                });
-            }
-            Ok(vec![Event::AccountClosed { code: code.clone() }])
-        }
-        CommandKind::SetAccountLimits { code, limits } => {
-            let acc = not_closed(existing(ledger, "code", code)?)?;
-            if acc
-                .totals
-                .crossed(acc.account_type.normal_side(), limits)
-                .is_some()
-            {
-                return Err(DomainError::LimitsViolatedByBalance {
-                    field: "limits".into(),
-                    account: code.clone(),
-                });
-            }
-            Ok(vec![Event::AccountLimitsChanged {
-                code: code.clone(),
-                limits: *limits,
-            }])
-        }
+        } => open_account(ledger, code, *account_type, currency, limits, metadata),
+        CommandKind::FreezeAccount { code } => freeze_account(ledger, code),
+        CommandKind::UnfreezeAccount { code } => unfreeze_account(ledger, code),
+        CommandKind::CloseAccount { code } => close_account(ledger, code),
+        CommandKind::SetAccountLimits { code, limits } => set_account_limits(ledger, code, limits),
         CommandKind::SetAccountMetadata { code, metadata } => {
-            not_closed(existing(ledger, "code", code)?)?;
-            Ok(vec![Event::AccountMetadataChanged {
-                code: code.clone(),
-                metadata: metadata.clone(),
-            }])
+            set_account_metadata(ledger, code, metadata)
         }
-        CommandKind::RecordTransfer(spec) => {
-            if let Some(existing) = ledger.transfers.get(&spec.id) {
-                return duplicate_or_conflict(
-                    &existing.request,
-                    &TransferRequest::Transfer(spec.clone()),
-                    "id",
-                    spec.id,
-                );
-            }
-            let mut scratch = Scratch::new(ledger);
-            Ok(vec![scratch.transfer(spec, at, None)?])
-        }
-        CommandKind::PostPending(post) => decide_post(ledger, post, at),
-        CommandKind::VoidPending { id } => {
-            let record = pending(ledger, id, at)?;
-            let _ = record;
-            Ok(vec![Event::PendingTransferVoided {
-                id: *id,
-                recorded_at: at,
-            }])
-        }
-        CommandKind::ExpirePending { id } => {
-            let record = ledger
-                .transfers
-                .get(id)
-                .ok_or(DomainError::TransferNotFound {
-                    field: "id".into(),
-                    id: *id,
-                })?;
-            if record.status != TransferStatus::Pending {
-                return Err(DomainError::TransferNotPending {
-                    field: "id".into(),
-                    id: *id,
-                    status: record.status,
-                });
-            }
-            match record.expires_at {
-                Some(expires_at) if at >= expires_at => Ok(vec![Event::PendingTransferExpired {
-                    id: *id,
-                    recorded_at: at,
-                }]),
-                expires_at => Err(DomainError::PendingNotExpired {
-                    field: "id".into(),
-                    id: *id,
-                    expires_at: expires_at.unwrap_or(at),
-                }),
-            }
-        }
-        CommandKind::ReverseTransfer(reversal) => {
-            if let Some(existing) = ledger.transfers.get(&reversal.id) {
-                return duplicate_or_conflict(
-                    &existing.request,
-                    &TransferRequest::Reversal(reversal.clone()),
-                    "id",
-                    reversal.id,
-                );
-            }
-            let mut scratch = Scratch::new(ledger);
-            Ok(vec![scratch.reversal(reversal, at)?])
-        }
+        CommandKind::RecordTransfer(spec) => record_transfer(ledger, spec, at),
+        CommandKind::PostPending(post) => post_pending(ledger, post, at),
+        CommandKind::VoidPending { id } => void_pending(ledger, id, at),
+        CommandKind::ExpirePending { id } => expire_pending(ledger, id, at),
+        CommandKind::ReverseTransfer(reversal) => reverse_transfer(ledger, reversal, at),
         CommandKind::ReverseAndRebook { reversal, rebook } => {
-            let request = TransferRequest::ReverseAndRebook {
-                reversal: reversal.clone(),
-                rebook: rebook.clone(),
-            };
-            for (field, id) in [("reversal.id", reversal.id), ("rebook.id", rebook.id)] {
-                if let Some(existing) = ledger.transfers.get(&id) {
-                    return duplicate_or_conflict(&existing.request, &request, field, id);
-                }
-            }
-            if rebook.id == reversal.id {
-                return Err(DomainError::TransferIdReused {
-                    field: "rebook.id".into(),
-                    id: rebook.id,
-                });
-            }
-            if rebook.pending.is_some() {
-                return Err(DomainError::RebookCannotBePending {
-                    field: "rebook.pending".into(),
-                });
-            }
-            // Both halves are checked against the same scratch balances, so the rebook sees the
-            // reversal's effect, and nothing is emitted unless both are accepted.
-            let mut scratch = Scratch::new(ledger);
-            let reversed = scratch.reversal(reversal, at)?;
-            let correction = Correction {
-                of: reversal.original,
-                reversal: reversal.id,
-                reason: reversal.reason.clone(),
-            };
-            let rebooked = scratch
-                .transfer(rebook, at, Some(correction))
-                .map_err(|e| prefix_field(e, "rebook."))?;
-            Ok(vec![reversed, rebooked])
+            reverse_and_rebook(ledger, reversal, rebook, at)
         }
-        CommandKind::ClosePeriod { through } => {
-            if let Some(closed) = ledger.closed_through
-                && *through <= closed
-            {
-                return Err(DomainError::PeriodAlreadyClosed {
-                    field: "through".into(),
-                    closed_through: closed,
-                });
-            }
-            if *through > at {
-                return Err(DomainError::PeriodInFuture {
-                    field: "through".into(),
-                });
-            }
-            Ok(vec![Event::PeriodClosed {
-                through: *through,
-                recorded_at: at,
-            }])
+        CommandKind::ClosePeriod { through } => close_period(ledger, *through, at),
+    }
+}
+
+fn create_ledger(
+    ledger: &Ledger,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, DomainError> {
+    if ledger.exists() {
+        return Err(DomainError::LedgerAlreadyExists);
+    }
+    if name.trim().is_empty() || name.len() > MAX_LEDGER_NAME_BYTES {
+        return Err(DomainError::InvalidLedgerName {
+            field: "name".into(),
+        });
+    }
+    Ok(vec![Event::LedgerCreated {
+        name: name.to_owned(),
+        created_at: at,
+    }])
+}
+
+fn open_account(
+    ledger: &Ledger,
+    code: &AccountCode,
+    account_type: AccountType,
+    currency: &Currency,
+    limits: &Limits,
+    metadata: &Metadata,
+) -> Result<Vec<Event>, DomainError> {
+    if ledger.accounts.contains_key(code) {
+        return Err(DomainError::AccountAlreadyExists {
+            field: "code".into(),
+            code: code.clone(),
+        });
+    }
+    check_currency_scale(ledger, currency)?;
+    // A fresh account has a zero balance, which must itself respect the limits.
+    check_limits_hold(code, account_type, &Totals::default(), limits)?;
+    Ok(vec![Event::AccountOpened {
+        code: code.clone(),
+        account_type,
+        currency: currency.clone(),
+        limits: *limits,
+        metadata: metadata.clone(),
+    }])
+}
+
+/// A currency keeps the scale its first account gave it.
+fn check_currency_scale(ledger: &Ledger, currency: &Currency) -> Result<(), DomainError> {
+    match ledger.currencies.get(&currency.code) {
+        Some(&scale) if scale != currency.scale => Err(DomainError::CurrencyScaleMismatch {
+            field: "currency.scale".into(),
+            currency: currency.code.clone(),
+            expected: scale,
+            got: currency.scale,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn freeze_account(ledger: &Ledger, code: &AccountCode) -> Result<Vec<Event>, DomainError> {
+    expect_status(known_account(ledger, "code", code)?, AccountStatus::Open)?;
+    Ok(vec![Event::AccountFrozen { code: code.clone() }])
+}
+
+fn unfreeze_account(ledger: &Ledger, code: &AccountCode) -> Result<Vec<Event>, DomainError> {
+    expect_status(known_account(ledger, "code", code)?, AccountStatus::Frozen)?;
+    Ok(vec![Event::AccountUnfrozen { code: code.clone() }])
+}
+
+fn close_account(ledger: &Ledger, code: &AccountCode) -> Result<Vec<Event>, DomainError> {
+    let account = not_closed(known_account(ledger, "code", code)?)?;
+    if !account.totals.is_zero() {
+        return Err(DomainError::AccountNotEmpty {
+            field: "code".into(),
+            code: code.clone(),
+        });
+    }
+    Ok(vec![Event::AccountClosed { code: code.clone() }])
+}
+
+fn set_account_limits(
+    ledger: &Ledger,
+    code: &AccountCode,
+    limits: &Limits,
+) -> Result<Vec<Event>, DomainError> {
+    let account = not_closed(known_account(ledger, "code", code)?)?;
+    check_limits_hold(code, account.account_type, &account.totals, limits)?;
+    Ok(vec![Event::AccountLimitsChanged {
+        code: code.clone(),
+        limits: *limits,
+    }])
+}
+
+/// Limits an account is given must already hold for its balance.
+fn check_limits_hold(
+    code: &AccountCode,
+    account_type: AccountType,
+    totals: &Totals,
+    limits: &Limits,
+) -> Result<(), DomainError> {
+    match totals.crossed(account_type.normal_side(), limits) {
+        Some(_) => Err(DomainError::LimitsViolatedByBalance {
+            field: "limits".into(),
+            account: code.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn set_account_metadata(
+    ledger: &Ledger,
+    code: &AccountCode,
+    metadata: &Metadata,
+) -> Result<Vec<Event>, DomainError> {
+    not_closed(known_account(ledger, "code", code)?)?;
+    Ok(vec![Event::AccountMetadataChanged {
+        code: code.clone(),
+        metadata: metadata.clone(),
+    }])
+}
+
+fn record_transfer(
+    ledger: &Ledger,
+    spec: &TransferSpec,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, DomainError> {
+    let request = || TransferRequest::Transfer(spec.clone());
+    if let Some(answer) = retry_or_conflict(ledger, "id", spec.id, request) {
+        return answer;
+    }
+    Ok(vec![Draft::new(ledger).book_transfer(spec, at, None)?])
+}
+
+fn void_pending(
+    ledger: &Ledger,
+    id: &TransferId,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, DomainError> {
+    unexpired_pending(ledger, id, at)?;
+    Ok(vec![Event::PendingTransferVoided {
+        id: *id,
+        recorded_at: at,
+    }])
+}
+
+fn expire_pending(
+    ledger: &Ledger,
+    id: &TransferId,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, DomainError> {
+    match pending_transfer(ledger, id)?.expires_at {
+        Some(expires_at) if at >= expires_at => Ok(vec![Event::PendingTransferExpired {
+            id: *id,
+            recorded_at: at,
+        }]),
+        expires_at => Err(DomainError::PendingNotExpired {
+            field: "id".into(),
+            id: *id,
+            expires_at: expires_at.unwrap_or(at),
+        }),
+    }
+}
+
+fn reverse_transfer(
+    ledger: &Ledger,
+    reversal: &ReversalSpec,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, DomainError> {
+    let request = || TransferRequest::Reversal(reversal.clone());
+    if let Some(answer) = retry_or_conflict(ledger, "id", reversal.id, request) {
+        return answer;
+    }
+    Ok(vec![Draft::new(ledger).book_reversal(reversal, at)?])
+}
+
+fn reverse_and_rebook(
+    ledger: &Ledger,
+    reversal: &ReversalSpec,
+    rebook: &TransferSpec,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, DomainError> {
+    let request = TransferRequest::ReverseAndRebook {
+        reversal: reversal.clone(),
+        rebook: rebook.clone(),
+    };
+    for (field, id) in [("reversal.id", reversal.id), ("rebook.id", rebook.id)] {
+        if let Some(answer) = retry_or_conflict(ledger, field, id, || request.clone()) {
+            return answer;
         }
     }
+    if rebook.id == reversal.id {
+        return Err(DomainError::TransferIdReused {
+            field: "rebook.id".into(),
+            id: rebook.id,
+        });
+    }
+    if rebook.pending.is_some() {
+        return Err(DomainError::RebookCannotBePending {
+            field: "rebook.pending".into(),
+        });
+    }
+    // Both halves are checked against the same draft balances, so the rebook sees the reversal's
+    // effect, and nothing is emitted unless both are accepted.
+    let mut draft = Draft::new(ledger);
+    let reversed = draft.book_reversal(reversal, at)?;
+    let correction = Correction {
+        of: reversal.original,
+        reversal: reversal.id,
+        reason: reversal.reason.clone(),
+    };
+    let rebooked = draft
+        .book_transfer(rebook, at, Some(correction))
+        .map_err(|e| prefix_field(e, "rebook."))?;
+    Ok(vec![reversed, rebooked])
+}
+
+fn close_period(
+    ledger: &Ledger,
+    through: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, DomainError> {
+    if let Some(closed) = ledger.closed_through
+        && through <= closed
+    {
+        return Err(DomainError::PeriodAlreadyClosed {
+            field: "through".into(),
+            closed_through: closed,
+        });
+    }
+    if through > at {
+        return Err(DomainError::PeriodInFuture {
+            field: "through".into(),
+        });
+    }
+    Ok(vec![Event::PeriodClosed {
+        through,
+        recorded_at: at,
+    }])
 }
 
 /// Decides commands in order as one unit: each sees the effects of those before it, and the first
@@ -261,35 +315,38 @@ pub fn decide_all(
     ledger: &Ledger,
     commands: &[Command],
 ) -> Result<Vec<Vec<Event>>, (usize, DomainError)> {
-    let mut scratch = ledger.clone();
+    let mut state = ledger.clone();
     let mut out = Vec::with_capacity(commands.len());
     for (i, command) in commands.iter().enumerate() {
-        let events = decide(&scratch, command).map_err(|e| (i, e))?;
+        let events = decide(&state, command).map_err(|e| (i, e))?;
         for event in &events {
-            apply(&mut scratch, event);
+            apply(&mut state, event);
         }
         out.push(events);
     }
     Ok(out)
 }
 
-fn duplicate_or_conflict(
-    existing: &TransferRequest,
-    incoming: &TransferRequest,
+/// The answer to a command whose new transfer id is already taken, if it is: an exact retry takes
+/// effect once (no events), any other body under that id is a conflict.
+fn retry_or_conflict(
+    ledger: &Ledger,
     field: &str,
     id: TransferId,
-) -> Result<Vec<Event>, DomainError> {
-    if existing == incoming {
+    incoming: impl FnOnce() -> TransferRequest,
+) -> Option<Result<Vec<Event>, DomainError>> {
+    let existing = ledger.transfers.get(&id)?;
+    Some(if existing.request == incoming() {
         Ok(Vec::new())
     } else {
         Err(DomainError::TransferIdConflict {
             field: field.into(),
             id,
         })
-    }
+    })
 }
 
-fn existing<'a>(
+fn known_account<'a>(
     ledger: &'a Ledger,
     field: &str,
     code: &AccountCode,
@@ -303,31 +360,26 @@ fn existing<'a>(
         })
 }
 
-fn expect_status(acc: &Account, wanted: AccountStatus) -> Result<(), DomainError> {
-    if acc.status == wanted {
-        Ok(())
-    } else if acc.status == AccountStatus::Closed {
-        Err(DomainError::AccountClosed {
-            field: "code".into(),
-            code: acc.code.clone(),
-        })
-    } else {
-        Err(DomainError::InvalidAccountStatus {
-            field: "code".into(),
-            code: acc.code.clone(),
-            status: acc.status,
-        })
+fn expect_status(account: &Account, wanted: AccountStatus) -> Result<(), DomainError> {
+    if account.status == wanted {
+        return Ok(());
     }
+    not_closed(account)?;
+    Err(DomainError::InvalidAccountStatus {
+        field: "code".into(),
+        code: account.code.clone(),
+        status: account.status,
+    })
 }
 
-fn not_closed(acc: &Account) -> Result<&Account, DomainError> {
-    if acc.status == AccountStatus::Closed {
+fn not_closed(account: &Account) -> Result<&Account, DomainError> {
+    if account.status == AccountStatus::Closed {
         return Err(DomainError::AccountClosed {
             field: "code".into(),
-            code: acc.code.clone(),
+            code: account.code.clone(),
         });
     }
-    Ok(acc)
+    Ok(account)
 }
 
 /// An account that may take a posting: it exists and is open.
@@ -336,9 +388,9 @@ fn postable<'a>(
     field: &str,
     code: &AccountCode,
 ) -> Result<&'a Account, DomainError> {
-    let acc = existing(ledger, field, code)?;
-    match acc.status {
-        AccountStatus::Open => Ok(acc),
+    let account = known_account(ledger, field, code)?;
+    match account.status {
+        AccountStatus::Open => Ok(account),
         AccountStatus::Frozen => Err(DomainError::AccountFrozen {
             field: field.into(),
             code: code.clone(),
@@ -350,11 +402,11 @@ fn postable<'a>(
     }
 }
 
-fn pending<'a>(
+/// A transfer that exists and is still pending, whether or not its timeout has passed.
+fn pending_transfer<'a>(
     ledger: &'a Ledger,
     id: &TransferId,
-    at: DateTime<Utc>,
-) -> Result<&'a crate::ledger::TransferRecord, DomainError> {
+) -> Result<&'a TransferRecord, DomainError> {
     let record = ledger
         .transfers
         .get(id)
@@ -369,16 +421,24 @@ fn pending<'a>(
             status: record.status,
         });
     }
-    if let Some(expired_at) = record.expires_at
-        && at >= expired_at
-    {
-        return Err(DomainError::PendingExpired {
+    Ok(record)
+}
+
+/// A pending transfer that may still be posted or voided: past its timeout only expiry releases it.
+fn unexpired_pending<'a>(
+    ledger: &'a Ledger,
+    id: &TransferId,
+    at: DateTime<Utc>,
+) -> Result<&'a TransferRecord, DomainError> {
+    let record = pending_transfer(ledger, id)?;
+    match record.expires_at {
+        Some(expired_at) if at >= expired_at => Err(DomainError::PendingExpired {
             field: "id".into(),
             id: *id,
             expired_at,
-        });
+        }),
+        _ => Ok(record),
     }
-    Ok(record)
 }
 
 fn check_open_period(
@@ -403,59 +463,36 @@ fn prefix_field(mut error: DomainError, prefix: &str) -> DomainError {
     error
 }
 
-fn decide_post(
+fn post_pending(
     ledger: &Ledger,
     post: &PostPending,
     at: DateTime<Utc>,
 ) -> Result<Vec<Event>, DomainError> {
-    let record = pending(ledger, &post.id, at)?;
-    let amounts: Vec<Amount> = match &post.amounts {
-        None => record.legs.iter().map(|l| l.amount).collect(),
-        Some(amounts) => {
-            if amounts.len() != record.legs.len() {
-                return Err(DomainError::PostAmountsMismatch {
-                    field: "amounts".into(),
-                    legs: record.legs.len(),
-                    got: amounts.len(),
-                });
-            }
-            for (i, (a, leg)) in amounts.iter().zip(&record.legs).enumerate() {
-                if *a > leg.amount {
-                    return Err(DomainError::PostExceedsPending {
-                        field: format!("amounts[{i}]"),
-                    });
-                }
-            }
-            amounts.clone()
-        }
-    };
-    let settled: Vec<LegSpec> = record
+    let record = unexpired_pending(ledger, &post.id, at)?;
+    let amounts = amounts_to_post(record, post)?;
+    let posted_legs: Vec<LegSpec> = record
         .legs
         .iter()
         .zip(&amounts)
-        .map(|(l, a)| LegSpec {
-            amount: *a,
-            ..l.clone()
+        .map(|(leg, amount)| LegSpec {
+            amount: *amount,
+            ..leg.clone()
         })
         .collect();
-    check_balanced(&settled, "amounts")?;
+    check_balanced(ledger, &posted_legs, "amounts")?;
     let effective_at = post.effective_at.unwrap_or(at);
     check_open_period(ledger, "effective_at", effective_at)?;
-    let mut scratch = Scratch::new(ledger);
+    let mut draft = Draft::new(ledger);
     for (i, leg) in record.legs.iter().enumerate() {
         let field = format!("legs[{i}].account");
         postable(ledger, &field, &leg.account)?;
-        scratch.add(&field, leg, Phase::Pending, -leg.amount.get())?;
+        draft.add(&field, leg, Phase::Pending, -leg.amount.get())?;
     }
-    for (i, leg) in settled.iter().enumerate() {
-        scratch.add(
-            &format!("amounts[{i}]"),
-            leg,
-            Phase::Posted,
-            leg.amount.get(),
-        )?;
+    for (i, leg) in posted_legs.iter().enumerate() {
+        let field = format!("amounts[{i}]");
+        draft.add(&field, leg, Phase::Posted, leg.amount.get())?;
     }
-    scratch.check_limits()?;
+    draft.check_limits()?;
     Ok(vec![Event::PendingTransferPosted {
         id: post.id,
         amounts,
@@ -464,16 +501,44 @@ fn decide_post(
     }])
 }
 
+/// The amount to post on each leg: all that is reserved, or what the command names, one per leg and
+/// none above its reservation.
+fn amounts_to_post(
+    record: &TransferRecord,
+    post: &PostPending,
+) -> Result<Vec<Amount>, DomainError> {
+    let Some(amounts) = &post.amounts else {
+        return Ok(record.legs.iter().map(|leg| leg.amount).collect());
+    };
+    if amounts.len() != record.legs.len() {
+        return Err(DomainError::PostAmountsMismatch {
+            field: "amounts".into(),
+            legs: record.legs.len(),
+            got: amounts.len(),
+        });
+    }
+    match amounts
+        .iter()
+        .zip(&record.legs)
+        .position(|(a, leg)| *a > leg.amount)
+    {
+        Some(i) => Err(DomainError::PostExceedsPending {
+            field: format!("amounts[{i}]"),
+        }),
+        None => Ok(amounts.clone()),
+    }
+}
+
 /// Debits must equal credits in every currency.
-fn check_balanced(legs: &[LegSpec], field: &str) -> Result<(), DomainError> {
+fn check_balanced(ledger: &Ledger, legs: &[LegSpec], field: &str) -> Result<(), DomainError> {
     let mut sums: BTreeMap<&CurrencyCode, (i128, i128)> = BTreeMap::new();
     for leg in legs {
         let (debits, credits) = sums.entry(&leg.currency).or_default();
-        let slot = match leg.side {
-            crate::account::Side::Debit => debits,
-            crate::account::Side::Credit => credits,
+        let sum = match leg.side {
+            Side::Debit => debits,
+            Side::Credit => credits,
         };
-        *slot = slot
+        *sum = sum
             .checked_add(leg.amount.get())
             .ok_or_else(|| DomainError::AmountOverflow {
                 field: field.into(),
@@ -485,19 +550,70 @@ fn check_balanced(legs: &[LegSpec], field: &str) -> Result<(), DomainError> {
             currency: currency.clone(),
             debits,
             credits,
+            scale: ledger.currencies.get(currency).copied(),
         }),
         None => Ok(()),
     }
 }
 
-/// Balances as they would be after the command, for the accounts it touches; nothing is written to the
-/// ledger until every check has passed.
-struct Scratch<'a> {
-    ledger: &'a Ledger,
-    touched: BTreeMap<AccountCode, (String, Totals)>,
+/// A transfer has two to [`MAX_LEGS`] legs.
+fn check_leg_count(legs: &[LegSpec], field: &str) -> Result<(), DomainError> {
+    if legs.len() < 2 {
+        return Err(DomainError::TooFewLegs {
+            field: field.into(),
+            count: legs.len(),
+        });
+    }
+    if legs.len() > MAX_LEGS {
+        return Err(DomainError::TooManyLegs {
+            field: field.into(),
+            count: legs.len(),
+            max: MAX_LEGS,
+        });
+    }
+    Ok(())
 }
 
-impl<'a> Scratch<'a> {
+/// Leg `i` posts to an open account in that account's currency, and no earlier leg has the same
+/// account and side.
+fn check_leg(ledger: &Ledger, legs: &[LegSpec], i: usize, field: &str) -> Result<(), DomainError> {
+    let leg = &legs[i];
+    let account = postable(ledger, &format!("{field}[{i}].account"), &leg.account)?;
+    if account.currency.code != leg.currency {
+        return Err(DomainError::CurrencyMismatch {
+            field: format!("{field}[{i}].currency"),
+            account: leg.account.clone(),
+            expected: account.currency.code.clone(),
+            got: leg.currency.clone(),
+        });
+    }
+    if legs[..i]
+        .iter()
+        .any(|l| l.account == leg.account && l.side == leg.side)
+    {
+        return Err(DomainError::DuplicateLeg {
+            field: format!("{field}[{i}].account"),
+            account: leg.account.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Balances as they would be after the command, for the accounts it touches; nothing is written to the
+/// ledger until every check has passed.
+struct Draft<'a> {
+    ledger: &'a Ledger,
+    touched: BTreeMap<AccountCode, Touched>,
+}
+
+/// An account's totals so far in a draft, with the field of the leg that first touched it, which a limit
+/// refusal names.
+struct Touched {
+    field: String,
+    totals: Totals,
+}
+
+impl<'a> Draft<'a> {
     fn new(ledger: &'a Ledger) -> Self {
         Self {
             ledger,
@@ -513,8 +629,8 @@ impl<'a> Scratch<'a> {
         delta: i128,
     ) -> Result<(), DomainError> {
         let current = match self.touched.get(&leg.account) {
-            Some((_, t)) => *t,
-            None => existing(self.ledger, field, &leg.account)?.totals,
+            Some(touched) => touched.totals,
+            None => known_account(self.ledger, field, &leg.account)?.totals,
         };
         let moved =
             current
@@ -522,11 +638,14 @@ impl<'a> Scratch<'a> {
                 .ok_or_else(|| DomainError::AmountOverflow {
                     field: field.into(),
                 })?;
-        let entry = self
+        let touched = self
             .touched
             .entry(leg.account.clone())
-            .or_insert_with(|| (field.to_owned(), moved));
-        entry.1 = moved;
+            .or_insert_with(|| Touched {
+                field: field.to_owned(),
+                totals: moved,
+            });
+        touched.totals = moved;
         Ok(())
     }
 
@@ -539,88 +658,57 @@ impl<'a> Scratch<'a> {
     fn account_balances(&self, legs: &[LegSpec]) -> Vec<AccountBalance> {
         distinct_accounts(legs)
             .filter_map(|leg| {
-                let acc = self.ledger.accounts.get(&leg.account)?;
+                let account = self.ledger.accounts.get(&leg.account)?;
                 let totals = self
                     .touched
                     .get(&leg.account)
-                    .map_or(acc.totals, |(_, t)| *t);
-                Some(AccountBalance::with_totals(acc, &totals))
+                    .map_or(account.totals, |touched| touched.totals);
+                Some(AccountBalance::with_totals(account, &totals))
             })
             .collect()
     }
 
     fn check_limits(&self) -> Result<(), DomainError> {
-        for (code, (field, totals)) in &self.touched {
-            let acc = existing(self.ledger, field, code)?;
-            if let Some((limit, balance)) =
-                totals.crossed(acc.account_type.normal_side(), &acc.limits)
+        for (code, Touched { field, totals }) in &self.touched {
+            let account = known_account(self.ledger, field, code)?;
+            if let Some(crossing) =
+                totals.crossed(account.account_type.normal_side(), &account.limits)
             {
                 return Err(DomainError::LimitExceeded {
                     field: field.clone(),
                     account: code.clone(),
-                    limit,
-                    balance,
+                    kind: crossing.kind,
+                    limit: crossing.limit,
+                    balance: crossing.balance,
+                    scale: account.currency.scale,
                 });
             }
         }
         Ok(())
     }
 
-    /// Validates a transfer's legs, adds them to the scratch balances and checks limits.
-    fn book(
+    /// Validates a transfer's legs, adds them to the draft balances and checks limits.
+    fn book_legs(
         &mut self,
         legs: &[LegSpec],
         phase: Phase,
         effective_at: DateTime<Utc>,
         field: &str,
     ) -> Result<(), DomainError> {
-        if legs.len() < 2 {
-            return Err(DomainError::TooFewLegs {
-                field: field.into(),
-                count: legs.len(),
-            });
+        check_leg_count(legs, field)?;
+        for i in 0..legs.len() {
+            check_leg(self.ledger, legs, i, field)?;
         }
-        if legs.len() > MAX_LEGS {
-            return Err(DomainError::TooManyLegs {
-                field: field.into(),
-                count: legs.len(),
-                max: MAX_LEGS,
-            });
-        }
-        for (i, leg) in legs.iter().enumerate() {
-            let acc = postable(self.ledger, &format!("{field}[{i}].account"), &leg.account)?;
-            if acc.currency.code != leg.currency {
-                return Err(DomainError::CurrencyMismatch {
-                    field: format!("{field}[{i}].currency"),
-                    account: leg.account.clone(),
-                    expected: acc.currency.code.clone(),
-                    got: leg.currency.clone(),
-                });
-            }
-            if legs[..i]
-                .iter()
-                .any(|l| l.account == leg.account && l.side == leg.side)
-            {
-                return Err(DomainError::DuplicateLeg {
-                    field: format!("{field}[{i}].account"),
-                    account: leg.account.clone(),
-                });
-            }
-        }
-        check_balanced(legs, field)?;
+        check_balanced(self.ledger, legs, field)?;
         check_open_period(self.ledger, "effective_at", effective_at)?;
         for (i, leg) in legs.iter().enumerate() {
-            self.add(
-                &format!("{field}[{i}].amount"),
-                leg,
-                phase,
-                leg.amount.get(),
-            )?;
+            let leg_field = format!("{field}[{i}].amount");
+            self.add(&leg_field, leg, phase, leg.amount.get())?;
         }
         self.check_limits()
     }
 
-    fn transfer(
+    fn book_transfer(
         &mut self,
         spec: &TransferSpec,
         at: DateTime<Utc>,
@@ -633,70 +721,38 @@ impl<'a> Scratch<'a> {
             });
         }
         let effective_at = spec.effective_at.unwrap_or(at);
-        match spec.pending {
-            None => {
-                self.book(&spec.legs, Phase::Posted, effective_at, "legs")?;
-                Ok(Event::TransferPosted {
-                    transfer: spec.clone(),
-                    recorded_at: at,
-                    correction,
-                    balances: self.balances(&spec.legs),
-                })
-            }
-            Some(pending) => {
-                if !(1..=MAX_PENDING_TIMEOUT_SECS).contains(&pending.timeout_secs) {
-                    return Err(DomainError::InvalidTimeout {
-                        field: "pending.timeout_secs".into(),
-                        max_secs: MAX_PENDING_TIMEOUT_SECS,
-                    });
-                }
-                self.book(&spec.legs, Phase::Pending, effective_at, "legs")?;
-                Ok(Event::TransferReserved {
-                    transfer: spec.clone(),
-                    recorded_at: at,
-                    expires_at: at + Duration::seconds(pending.timeout_secs),
-                    balances: self.balances(&spec.legs),
-                })
-            }
+        let Some(pending) = spec.pending else {
+            self.book_legs(&spec.legs, Phase::Posted, effective_at, "legs")?;
+            return Ok(Event::TransferPosted {
+                transfer: spec.clone(),
+                recorded_at: at,
+                correction,
+                balances: self.balances(&spec.legs),
+            });
+        };
+        if !(1..=MAX_PENDING_TIMEOUT_SECS).contains(&pending.timeout_secs) {
+            return Err(DomainError::InvalidTimeout {
+                field: "pending.timeout_secs".into(),
+                max_secs: MAX_PENDING_TIMEOUT_SECS,
+            });
         }
+        self.book_legs(&spec.legs, Phase::Pending, effective_at, "legs")?;
+        Ok(Event::TransferReserved {
+            transfer: spec.clone(),
+            recorded_at: at,
+            expires_at: at + Duration::seconds(pending.timeout_secs),
+            balances: self.balances(&spec.legs),
+        })
     }
 
-    fn reversal(
+    fn book_reversal(
         &mut self,
         reversal: &ReversalSpec,
         at: DateTime<Utc>,
     ) -> Result<Event, DomainError> {
-        let original =
-            self.ledger
-                .transfers
-                .get(&reversal.original)
-                .ok_or(DomainError::TransferNotFound {
-                    field: "original".into(),
-                    id: reversal.original,
-                })?;
-        let posted = match (&original.status, &original.posted) {
-            (TransferStatus::Posted, Some(posted)) => posted,
-            (status, _) => {
-                return Err(DomainError::NotReversible {
-                    field: "original".into(),
-                    id: reversal.original,
-                    status: *status,
-                });
-            }
-        };
-        let legs: Vec<LegSpec> = original
-            .legs
-            .iter()
-            .zip(posted)
-            .map(|(l, amount)| LegSpec {
-                account: l.account.clone(),
-                side: l.side.opposite(),
-                amount: *amount,
-                currency: l.currency.clone(),
-            })
-            .collect();
+        let legs = mirrored_legs(self.ledger, reversal)?;
         let effective_at = reversal.effective_at.unwrap_or(at);
-        self.book(&legs, Phase::Posted, effective_at, "legs")?;
+        self.book_legs(&legs, Phase::Posted, effective_at, "legs")?;
         Ok(Event::TransferReversed {
             balances: self.balances(&legs),
             reversal: reversal.clone(),
@@ -705,4 +761,38 @@ impl<'a> Scratch<'a> {
             recorded_at: at,
         })
     }
+}
+
+/// The legs that undo what the reversal's original transfer posted: each on the other side, for the
+/// amount posted.
+fn mirrored_legs(ledger: &Ledger, reversal: &ReversalSpec) -> Result<Vec<LegSpec>, DomainError> {
+    let original =
+        ledger
+            .transfers
+            .get(&reversal.original)
+            .ok_or(DomainError::TransferNotFound {
+                field: "original".into(),
+                id: reversal.original,
+            })?;
+    let posted = match (&original.status, &original.posted) {
+        (TransferStatus::Posted, Some(posted)) => posted,
+        (status, _) => {
+            return Err(DomainError::NotReversible {
+                field: "original".into(),
+                id: reversal.original,
+                status: *status,
+            });
+        }
+    };
+    Ok(original
+        .legs
+        .iter()
+        .zip(posted)
+        .map(|(leg, amount)| LegSpec {
+            account: leg.account.clone(),
+            side: leg.side.opposite(),
+            amount: *amount,
+            currency: leg.currency.clone(),
+        })
+        .collect())
 }

@@ -1,7 +1,7 @@
 //! Why a command is refused: one variant per rule, each naming the offending field.
 
 use crate::account::{AccountCode, AccountStatus, CurrencyCode};
-use crate::amount::AmountError;
+use crate::amount::{AmountError, format_minor_units};
 use crate::ledger::TransferStatus;
 use crate::transfer::TransferId;
 use chrono::{DateTime, Utc};
@@ -58,7 +58,7 @@ pub enum DomainError {
     AccountFrozen { field: String, code: AccountCode },
     #[error("{field}: account {code} is closed")]
     AccountClosed { field: String, code: AccountCode },
-    #[error("{field}: account {code} is {status:?}, which does not allow this")]
+    #[error("{field}: account {code} is {status}, which does not allow this")]
     InvalidAccountStatus {
         field: String,
         code: AccountCode,
@@ -90,21 +90,32 @@ pub enum DomainError {
     },
     #[error("{field}: account {account} appears twice on the same side")]
     DuplicateLeg { field: String, account: AccountCode },
-    #[error("{field}: {currency} debits {debits} do not equal credits {credits}")]
+    #[error(
+        "{field}: debits of {} {currency} do not equal credits of {} {currency}",
+        format_minor_units(*.debits, *.scale),
+        format_minor_units(*.credits, *.scale)
+    )]
     Unbalanced {
         field: String,
         currency: CurrencyCode,
         debits: i128,
         credits: i128,
+        /// The currency's scale, when the ledger knows the currency.
+        scale: Option<u8>,
     },
     #[error("{field}: the amounts overflow 128-bit arithmetic")]
     AmountOverflow { field: String },
-    #[error("{field}: account {account} would cross its {limit:?} (balance would be {balance:?})")]
+    #[error("{field}: {}", limit_exceeded(.account, *.kind, *.limit, *.balance, *.scale))]
     LimitExceeded {
         field: String,
         account: AccountCode,
-        limit: LimitKind,
+        kind: LimitKind,
+        /// The limit's value, in minor units.
+        limit: i128,
+        /// The balance that would cross it; `None` when it would not fit in 128 bits.
         balance: Option<i128>,
+        /// The scale of the account's currency, to write the amounts as people do.
+        scale: u8,
     },
     #[error("{field}: the current balance of {account} already lies outside these limits")]
     LimitsViolatedByBalance { field: String, account: AccountCode },
@@ -116,7 +127,7 @@ pub enum DomainError {
     TransferIdReused { field: String, id: TransferId },
     #[error("{field}: transfer {id} does not exist")]
     TransferNotFound { field: String, id: TransferId },
-    #[error("{field}: transfer {id} is {status:?}, not pending")]
+    #[error("{field}: transfer {id} is {status}, not pending")]
     TransferNotPending {
         field: String,
         id: TransferId,
@@ -134,7 +145,10 @@ pub enum DomainError {
         id: TransferId,
         expires_at: DateTime<Utc>,
     },
-    #[error("{field}: the timeout must be between 1 second and {max_secs} seconds")]
+    #[error(
+        "{field}: the timeout must be between 1 second and {} seconds",
+        format_minor_units(i128::from(*.max_secs), None)
+    )]
     InvalidTimeout { field: String, max_secs: i64 },
     #[error("{field}: expected one amount per leg ({legs}), got {got}")]
     PostAmountsMismatch {
@@ -144,7 +158,7 @@ pub enum DomainError {
     },
     #[error("{field}: posting more than the pending amount")]
     PostExceedsPending { field: String },
-    #[error("{field}: transfer {id} is {status:?} and cannot be reversed")]
+    #[error("{field}: transfer {id} is {status} and cannot be reversed")]
     NotReversible {
         field: String,
         id: TransferId,
@@ -167,6 +181,34 @@ pub enum DomainError {
     PeriodInFuture { field: String },
     #[error("not applied: item {failed_index} of the atomic batch was refused")]
     BatchAborted { failed_index: usize },
+}
+
+/// The words of a limit refusal: "would take assets:card to 52.00, above its ceiling of 50.00".
+fn limit_exceeded(
+    account: &AccountCode,
+    kind: LimitKind,
+    limit: i128,
+    balance: Option<i128>,
+    scale: u8,
+) -> String {
+    let amount = |value| format_minor_units(value, Some(scale));
+    let limit = amount(limit);
+    match (kind, balance) {
+        (LimitKind::Floor, Some(balance)) => format!(
+            "would take the available balance of {account} to {}, below its floor of {limit}",
+            amount(balance)
+        ),
+        (LimitKind::Ceiling, Some(balance)) => format!(
+            "would take {account} to {}, above its ceiling of {limit}",
+            amount(balance)
+        ),
+        (LimitKind::Floor, None) => format!(
+            "would take the available balance of {account} below its floor of {limit}, beyond what 128 bits hold"
+        ),
+        (LimitKind::Ceiling, None) => {
+            format!("would take {account} above its ceiling of {limit}, beyond what 128 bits hold")
+        }
+    }
 }
 
 /// Matches every rule that names a field (binding it to `$f`), and the few that do not; the one place
@@ -263,6 +305,93 @@ impl DomainError {
             Self::PeriodAlreadyClosed { .. } => "period-already-closed",
             Self::PeriodInFuture { .. } => "period-in-future",
             Self::BatchAborted { .. } => "batch-aborted",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn code(s: &str) -> AccountCode {
+        AccountCode::parse(s).expect("a valid code")
+    }
+
+    fn currency(s: &str) -> CurrencyCode {
+        CurrencyCode::parse(s).expect("a valid currency")
+    }
+
+    /// Words only Rust's `Debug` would write: `Some(..)`, `None` and the variant names of enums.
+    const DEBUG_WORDS: &[&str] = &[
+        "Some(", "None", "Floor", "Ceiling", "Open", "Frozen", "Closed", "Posted", "Pending",
+        "Voided", "Expired", "Reversed", "{", "\"",
+    ];
+
+    #[test]
+    fn refusals_are_written_for_people_not_in_debug_form() {
+        let id = TransferId(Uuid::nil());
+        let errors = [
+            DomainError::LimitExceeded {
+                field: "legs[0].amount".into(),
+                account: code("assets:card"),
+                kind: LimitKind::Ceiling,
+                limit: 5_000,
+                balance: Some(5_200),
+                scale: 0,
+            },
+            DomainError::LimitExceeded {
+                field: "legs[0].amount".into(),
+                account: code("assets:card"),
+                kind: LimitKind::Floor,
+                limit: 0,
+                balance: None,
+                scale: 2,
+            },
+            DomainError::Unbalanced {
+                field: "legs".into(),
+                currency: currency("USD"),
+                debits: 123_456,
+                credits: 5,
+                scale: None,
+            },
+            DomainError::InvalidAccountStatus {
+                field: "code".into(),
+                code: code("assets:card"),
+                status: AccountStatus::Frozen,
+            },
+            DomainError::TransferNotPending {
+                field: "id".into(),
+                id,
+                status: TransferStatus::Voided,
+            },
+            DomainError::NotReversible {
+                field: "original".into(),
+                id,
+                status: TransferStatus::Pending,
+            },
+            DomainError::InvalidTimeout {
+                field: "pending.timeout_secs".into(),
+                max_secs: 2_592_000,
+            },
+        ];
+        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            texts,
+            [
+                "legs[0].amount: would take assets:card to 5,200, above its ceiling of 5,000",
+                "legs[0].amount: would take the available balance of assets:card below its floor of 0.00, beyond what 128 bits hold",
+                "legs: debits of 123,456 USD do not equal credits of 5 USD",
+                "code: account assets:card is frozen, which does not allow this",
+                "id: transfer 00000000-0000-0000-0000-000000000000 is voided, not pending",
+                "original: transfer 00000000-0000-0000-0000-000000000000 is pending and cannot be reversed",
+                "pending.timeout_secs: the timeout must be between 1 second and 2,592,000 seconds",
+            ]
+        );
+        for text in &texts {
+            for word in DEBUG_WORDS {
+                assert!(!text.contains(word), "{word:?} in {text:?}");
+            }
         }
     }
 }

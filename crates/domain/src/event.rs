@@ -1,4 +1,4 @@
-//! Events: the facts a ledger's stream is made of, and how they are stored.
+//! Events: the facts a ledger's stream is made of (how they are stored is in `codec`).
 
 use crate::account::{AccountCode, AccountType, Currency, Limits};
 use crate::amount::Amount;
@@ -6,7 +6,6 @@ use crate::balance::BalanceAfter;
 use crate::command::{LegSpec, ReversalSpec, TransferSpec};
 use crate::metadata::Metadata;
 use crate::transfer::{ReasonCode, TransferId};
-use crate::upcast::{UpcastError, Upcasters};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +62,7 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         balances: Vec<BalanceAfter>,
     },
-    /// A reservation was settled with `amounts` (one per leg); the rest was released.
+    /// A reservation was posted with `amounts` (one per leg); the rest was released.
     PendingTransferPosted {
         id: TransferId,
         amounts: Vec<Amount>,
@@ -112,14 +111,6 @@ pub struct Correction {
     pub reason: ReasonCode,
 }
 
-/// The parts of a stored event that decoding needs: older shapes may lean on the envelope.
-#[derive(Debug, Clone, Copy)]
-pub struct Envelope<'a> {
-    pub event_type: &'a str,
-    pub schema_version: i32,
-    pub recorded_at: DateTime<Utc>,
-}
-
 impl Event {
     pub fn event_type(&self) -> &'static str {
         match self {
@@ -140,19 +131,6 @@ impl Event {
         }
     }
 
-    /// The shape version this code writes for an event type; older stored versions are upcast on read.
-    pub fn current_schema_version(event_type: &str) -> i32 {
-        match event_type {
-            // v1 was the prototype shape: one currency per transfer and `memo` for the description.
-            "TransferPosted" => 2,
-            _ => 1,
-        }
-    }
-
-    pub fn schema_version(&self) -> i32 {
-        Self::current_schema_version(self.event_type())
-    }
-
     /// The id of the transfer this event creates, which the store keeps unique per ledger forever.
     pub fn created_transfer(&self) -> Option<TransferId> {
         match self {
@@ -164,7 +142,7 @@ impl Event {
         }
     }
 
-    /// The id of an existing transfer this event changes (settles, releases or reverses). The store
+    /// The id of an existing transfer this event changes (posts, releases or reverses). The store
     /// indexes the same expression (`tally_transfer_ref`, migration 0011), so the writer can find a
     /// transfer's whole history without holding it in memory.
     pub fn changed_transfer(&self) -> Option<TransferId> {
@@ -189,51 +167,5 @@ impl Event {
             } => Some(Companion::Created(c.reversal)),
             _ => None,
         }
-    }
-
-    /// The stored payload: the event's fields without the type tag, which the store keeps in a column.
-    pub fn to_payload(&self) -> serde_json::Value {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(mut map)) => map.remove("data").unwrap_or_default(),
-            // Every variant is a struct variant of plain data, so serialisation cannot fail or differ.
-            _ => serde_json::Value::Null,
-        }
-    }
-
-    /// Decodes a stored event, upcasting older shapes with the production upcasters.
-    pub fn decode(envelope: Envelope<'_>, payload: serde_json::Value) -> Result<Self, UpcastError> {
-        Self::decode_with(&Upcasters::standard(), envelope, payload)
-    }
-
-    /// Decodes a stored event from its payload's JSON text. An event already in its type's current
-    /// shape is read straight from the text, without building a `serde_json::Value` twice: the bulk
-    /// rebuild decodes every event of the store, and those allocations were most of its time. Older
-    /// shapes go through [`Event::decode`].
-    pub fn decode_str(envelope: Envelope<'_>, payload: &str) -> Result<Self, UpcastError> {
-        let shape = |reason: String| UpcastError::Shape {
-            event_type: envelope.event_type.to_owned(),
-            reason,
-        };
-        if envelope.schema_version != Self::current_schema_version(envelope.event_type) {
-            let payload = serde_json::from_str(payload).map_err(|e| shape(e.to_string()))?;
-            return Self::decode(envelope, payload);
-        }
-        let tag = serde_json::to_string(envelope.event_type).map_err(|e| shape(e.to_string()))?;
-        let tagged = format!(r#"{{"type":{tag},"data":{payload}}}"#);
-        serde_json::from_str(&tagged).map_err(|e| shape(e.to_string()))
-    }
-
-    pub fn decode_with(
-        upcasters: &Upcasters,
-        envelope: Envelope<'_>,
-        payload: serde_json::Value,
-    ) -> Result<Self, UpcastError> {
-        let current = Self::current_schema_version(envelope.event_type);
-        let payload = upcasters.upcast(envelope, current, payload)?;
-        let tagged = serde_json::json!({ "type": envelope.event_type, "data": payload });
-        serde_json::from_value(tagged).map_err(|e| UpcastError::Shape {
-            event_type: envelope.event_type.to_owned(),
-            reason: e.to_string(),
-        })
     }
 }

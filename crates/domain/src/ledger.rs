@@ -1,14 +1,18 @@
 //! The ledger's state and `apply`, the fold that turns events into state.
 
-use crate::account::{Account, AccountCode, AccountStatus, CurrencyCode};
+use crate::account::{
+    Account, AccountCode, AccountStatus, AccountType, Currency, CurrencyCode, Limits,
+};
 use crate::amount::Amount;
 use crate::balance::{AccountBalance, BalanceAfter, Phase, Totals, balances_with_accounts};
 use crate::command::{CommandKind, LegSpec, ReversalSpec, TransferSpec, distinct_accounts};
-use crate::event::Event;
+use crate::event::{Correction, Event};
+use crate::metadata::Metadata;
 use crate::transfer::TransferId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Everything the ledger must know to decide the next command. Ordered maps keep its serialisation
 /// deterministic, so snapshots of equal states are equal bytes.
@@ -39,6 +43,18 @@ pub enum TransferStatus {
     Reversed,
 }
 
+impl fmt::Display for TransferStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransferStatus::Posted => "posted",
+            TransferStatus::Pending => "pending",
+            TransferStatus::Voided => "voided",
+            TransferStatus::Expired => "expired",
+            TransferStatus::Reversed => "reversed",
+        })
+    }
+}
+
 /// The request that created a transfer, kept verbatim: a retry with an equal request is a duplicate,
 /// anything else with the same id is a conflict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +75,7 @@ pub struct TransferRecord {
     pub request: TransferRequest,
     /// The legs as booked; for a reversal, the mirrored legs.
     pub legs: Vec<LegSpec>,
-    /// Settled amount per leg; `None` while pending or after a void or expiry.
+    /// Posted amount per leg; `None` while pending or after a void or expiry.
     pub posted: Option<Vec<Amount>>,
     pub status: TransferStatus,
     pub effective_at: DateTime<Utc>,
@@ -128,8 +144,8 @@ impl Ledger {
     fn move_legs<'a>(&mut self, moves: impl IntoIterator<Item = (&'a LegSpec, Phase, i128)>) {
         for (leg, phase, delta) in moves {
             if let Some(acc) = self.accounts.get_mut(&leg.account) {
-                // `decide` proved the arithmetic fits; a failure here means a corrupted stream, and
-                // leaving the totals untouched keeps the fold total rather than panicking.
+                // `decide` proved the arithmetic fits, so an overflow means a corrupt stream: keep the
+                // totals rather than panic.
                 debug_assert!(acc.totals.moved(leg.side, phase, delta).is_some());
                 if let Some(t) = acc.totals.moved(leg.side, phase, delta) {
                     acc.totals = t;
@@ -140,7 +156,7 @@ impl Ledger {
 
     /// Remembers a new transfer with the answer it gets: the balances right after its own event, as
     /// the event states them (older events do not, and the state has them).
-    fn record(&mut self, id: TransferId, new: NewRecord) {
+    fn insert_transfer(&mut self, id: TransferId, new: NewRecord) {
         let balances = if new.balances.is_empty() {
             self.balances_of(&new.legs)
         } else {
@@ -210,9 +226,8 @@ impl Ledger {
     /// [`Event::recall_companion`]s, with stream versions, in stream order. Records the state still holds
     /// are left as they are.
     pub fn recall(&mut self, ids: &[TransferId], history: impl IntoIterator<Item = (u64, Event)>) {
-        // The events are folded into an empty ledger: it has no accounts, so only transfer records
-        // change, and those of `ids` come out as a full replay leaves them (their answers are in the
-        // events). Other records there may lack changes `history` need not hold, so they are dropped.
+        // An empty ledger has no accounts, so folding `history` into it changes only transfer records,
+        // and only those of `ids` are sure to be complete.
         let mut side = Ledger::default();
         for (version, event) in history {
             side.version = version.saturating_sub(1);
@@ -227,12 +242,6 @@ impl Ledger {
     }
 }
 
-fn with_account(ledger: &mut Ledger, code: &AccountCode, f: impl FnOnce(&mut Account)) {
-    if let Some(acc) = ledger.accounts.get_mut(code) {
-        f(acc);
-    }
-}
-
 /// Folds one event into the state. Infallible: events are facts that `decide` already validated.
 pub fn apply(ledger: &mut Ledger, event: &Event) {
     ledger.version += 1;
@@ -244,32 +253,10 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
             currency,
             limits,
             metadata,
-        } => {
-            ledger
-                .currencies
-                .insert(currency.code.clone(), currency.scale);
-            ledger.accounts.insert(
-                code.clone(),
-                Account {
-                    code: code.clone(),
-                    account_type: *account_type,
-                    currency: currency.clone(),
-                    limits: *limits,
-                    status: AccountStatus::Open,
-                    metadata: metadata.clone(),
-                    totals: Totals::default(),
-                },
-            );
-        }
-        Event::AccountFrozen { code } => {
-            with_account(ledger, code, |a| a.status = AccountStatus::Frozen)
-        }
-        Event::AccountUnfrozen { code } => {
-            with_account(ledger, code, |a| a.status = AccountStatus::Open)
-        }
-        Event::AccountClosed { code } => {
-            with_account(ledger, code, |a| a.status = AccountStatus::Closed)
-        }
+        } => account_opened(ledger, code, *account_type, currency, limits, metadata),
+        Event::AccountFrozen { code } => set_status(ledger, code, AccountStatus::Frozen),
+        Event::AccountUnfrozen { code } => set_status(ledger, code, AccountStatus::Open),
+        Event::AccountClosed { code } => set_status(ledger, code, AccountStatus::Closed),
         Event::AccountLimitsChanged { code, limits } => {
             with_account(ledger, code, |a| a.limits = *limits)
         }
@@ -281,100 +268,25 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
             recorded_at,
             correction,
             balances,
-        } => {
-            ledger.move_legs(
-                transfer
-                    .legs
-                    .iter()
-                    .map(|l| (l, Phase::Posted, l.amount.get())),
-            );
-            let request = match correction {
-                None => TransferRequest::Transfer(transfer.clone()),
-                Some(c) => {
-                    let reversal =
-                        ledger
-                            .transfers
-                            .get(&c.reversal)
-                            .and_then(|r| match &r.request {
-                                TransferRequest::Reversal(spec) => Some(spec.clone()),
-                                _ => None,
-                            });
-                    match reversal {
-                        Some(reversal) => {
-                            let request = TransferRequest::ReverseAndRebook {
-                                reversal,
-                                rebook: transfer.clone(),
-                            };
-                            if let Some(r) = ledger.transfers.get_mut(&c.reversal) {
-                                r.request = request.clone();
-                            }
-                            request
-                        }
-                        None => TransferRequest::Transfer(transfer.clone()),
-                    }
-                }
-            };
-            ledger.record(
-                transfer.id,
-                NewRecord {
-                    request,
-                    legs: transfer.legs.clone(),
-                    posted: Some(transfer.legs.iter().map(|l| l.amount).collect()),
-                    status: TransferStatus::Posted,
-                    effective_at: transfer.effective_at.unwrap_or(*recorded_at),
-                    recorded_at: *recorded_at,
-                    expires_at: None,
-                    balances: balances.clone(),
-                },
-            );
-        }
+        } => transfer_posted(
+            ledger,
+            transfer,
+            *recorded_at,
+            correction.as_ref(),
+            balances,
+        ),
         Event::TransferReserved {
             transfer,
             recorded_at,
             expires_at,
             balances,
-        } => {
-            ledger.move_legs(
-                transfer
-                    .legs
-                    .iter()
-                    .map(|l| (l, Phase::Pending, l.amount.get())),
-            );
-            ledger.record(
-                transfer.id,
-                NewRecord {
-                    request: TransferRequest::Transfer(transfer.clone()),
-                    legs: transfer.legs.clone(),
-                    posted: None,
-                    status: TransferStatus::Pending,
-                    effective_at: transfer.effective_at.unwrap_or(*recorded_at),
-                    recorded_at: *recorded_at,
-                    expires_at: Some(*expires_at),
-                    balances: balances.clone(),
-                },
-            );
-        }
+        } => transfer_reserved(ledger, transfer, *recorded_at, *expires_at, balances),
         Event::PendingTransferPosted {
             id,
             amounts,
             effective_at,
             ..
-        } => {
-            let Some(legs) = ledger.transfers.get(id).map(|r| r.legs.clone()) else {
-                return;
-            };
-            ledger.move_legs(legs.iter().map(|l| (l, Phase::Pending, -l.amount.get())));
-            ledger.move_legs(
-                legs.iter()
-                    .zip(amounts)
-                    .map(|(l, a)| (l, Phase::Posted, a.get())),
-            );
-            if let Some(r) = ledger.transfers.get_mut(id) {
-                r.status = TransferStatus::Posted;
-                r.posted = Some(amounts.clone());
-                r.effective_at = *effective_at;
-            }
-        }
+        } => pending_transfer_posted(ledger, id, amounts, *effective_at),
         Event::PendingTransferVoided { id, .. } => release(ledger, id, TransferStatus::Voided),
         Event::PendingTransferExpired { id, .. } => release(ledger, id, TransferStatus::Expired),
         Event::TransferReversed {
@@ -383,37 +295,177 @@ pub fn apply(ledger: &mut Ledger, event: &Event) {
             effective_at,
             recorded_at,
             balances,
-        } => {
-            ledger.move_legs(legs.iter().map(|l| (l, Phase::Posted, l.amount.get())));
-            if let Some(original) = ledger.transfers.get_mut(&reversal.original) {
-                original.status = TransferStatus::Reversed;
-            }
-            ledger.record(
-                reversal.id,
-                NewRecord {
-                    request: TransferRequest::Reversal(reversal.clone()),
-                    legs: legs.clone(),
-                    posted: Some(legs.iter().map(|l| l.amount).collect()),
-                    status: TransferStatus::Posted,
-                    effective_at: *effective_at,
-                    recorded_at: *recorded_at,
-                    expires_at: None,
-                    balances: balances.clone(),
-                },
-            );
-        }
+        } => transfer_reversed(
+            ledger,
+            reversal,
+            legs,
+            *effective_at,
+            *recorded_at,
+            balances,
+        ),
         Event::PeriodClosed { through, .. } => ledger.closed_through = Some(*through),
     }
 }
 
+fn with_account(ledger: &mut Ledger, code: &AccountCode, f: impl FnOnce(&mut Account)) {
+    if let Some(account) = ledger.accounts.get_mut(code) {
+        f(account);
+    }
+}
+
+fn set_status(ledger: &mut Ledger, code: &AccountCode, status: AccountStatus) {
+    with_account(ledger, code, |a| a.status = status);
+}
+
+fn account_opened(
+    ledger: &mut Ledger,
+    code: &AccountCode,
+    account_type: AccountType,
+    currency: &Currency,
+    limits: &Limits,
+    metadata: &Metadata,
+) {
+    ledger
+        .currencies
+        .insert(currency.code.clone(), currency.scale);
+    let account = Account {
+        code: code.clone(),
+        account_type,
+        currency: currency.clone(),
+        limits: *limits,
+        status: AccountStatus::Open,
+        metadata: metadata.clone(),
+        totals: Totals::default(),
+    };
+    ledger.accounts.insert(code.clone(), account);
+}
+
+fn transfer_posted(
+    ledger: &mut Ledger,
+    transfer: &TransferSpec,
+    recorded_at: DateTime<Utc>,
+    correction: Option<&Correction>,
+    balances: &[BalanceAfter],
+) {
+    let legs = &transfer.legs;
+    ledger.move_legs(legs.iter().map(|l| (l, Phase::Posted, l.amount.get())));
+    let request = match correction {
+        None => TransferRequest::Transfer(transfer.clone()),
+        Some(correction) => link_rebook(ledger, correction, transfer),
+    };
+    let record = NewRecord {
+        request,
+        legs: legs.clone(),
+        posted: Some(legs.iter().map(|l| l.amount).collect()),
+        status: TransferStatus::Posted,
+        effective_at: transfer.effective_at.unwrap_or(recorded_at),
+        recorded_at,
+        expires_at: None,
+        balances: balances.to_vec(),
+    };
+    ledger.insert_transfer(transfer.id, record);
+}
+
+/// The request of a rebooked transfer, also given to the reversal booked with it, so a retry of the
+/// reverse-and-rebook command is recognised under either id. Without the reversal's record (a ledger
+/// folding only part of the stream), the rebook stands alone.
+fn link_rebook(
+    ledger: &mut Ledger,
+    correction: &Correction,
+    rebook: &TransferSpec,
+) -> TransferRequest {
+    let Some(reversal_record) = ledger.transfers.get_mut(&correction.reversal) else {
+        return TransferRequest::Transfer(rebook.clone());
+    };
+    let TransferRequest::Reversal(reversal) = &reversal_record.request else {
+        return TransferRequest::Transfer(rebook.clone());
+    };
+    let request = TransferRequest::ReverseAndRebook {
+        reversal: reversal.clone(),
+        rebook: rebook.clone(),
+    };
+    reversal_record.request = request.clone();
+    request
+}
+
+fn transfer_reserved(
+    ledger: &mut Ledger,
+    transfer: &TransferSpec,
+    recorded_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    balances: &[BalanceAfter],
+) {
+    let legs = &transfer.legs;
+    ledger.move_legs(legs.iter().map(|l| (l, Phase::Pending, l.amount.get())));
+    let record = NewRecord {
+        request: TransferRequest::Transfer(transfer.clone()),
+        legs: legs.clone(),
+        posted: None,
+        status: TransferStatus::Pending,
+        effective_at: transfer.effective_at.unwrap_or(recorded_at),
+        recorded_at,
+        expires_at: Some(expires_at),
+        balances: balances.to_vec(),
+    };
+    ledger.insert_transfer(transfer.id, record);
+}
+
+fn pending_transfer_posted(
+    ledger: &mut Ledger,
+    id: &TransferId,
+    amounts: &[Amount],
+    effective_at: DateTime<Utc>,
+) {
+    let Some(legs) = ledger.transfers.get(id).map(|r| r.legs.clone()) else {
+        return;
+    };
+    ledger.move_legs(legs.iter().map(|l| (l, Phase::Pending, -l.amount.get())));
+    ledger.move_legs(
+        legs.iter()
+            .zip(amounts)
+            .map(|(l, a)| (l, Phase::Posted, a.get())),
+    );
+    if let Some(record) = ledger.transfers.get_mut(id) {
+        record.status = TransferStatus::Posted;
+        record.posted = Some(amounts.to_vec());
+        record.effective_at = effective_at;
+    }
+}
+
+/// Gives back what a pending transfer reserved, as a void or an expiry does.
 fn release(ledger: &mut Ledger, id: &TransferId, status: TransferStatus) {
     let Some(legs) = ledger.transfers.get(id).map(|r| r.legs.clone()) else {
         return;
     };
     ledger.move_legs(legs.iter().map(|l| (l, Phase::Pending, -l.amount.get())));
-    if let Some(r) = ledger.transfers.get_mut(id) {
-        r.status = status;
+    if let Some(record) = ledger.transfers.get_mut(id) {
+        record.status = status;
     }
+}
+
+fn transfer_reversed(
+    ledger: &mut Ledger,
+    reversal: &ReversalSpec,
+    legs: &[LegSpec],
+    effective_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    balances: &[BalanceAfter],
+) {
+    ledger.move_legs(legs.iter().map(|l| (l, Phase::Posted, l.amount.get())));
+    if let Some(original) = ledger.transfers.get_mut(&reversal.original) {
+        original.status = TransferStatus::Reversed;
+    }
+    let record = NewRecord {
+        request: TransferRequest::Reversal(reversal.clone()),
+        legs: legs.to_vec(),
+        posted: Some(legs.iter().map(|l| l.amount).collect()),
+        status: TransferStatus::Posted,
+        effective_at,
+        recorded_at,
+        expires_at: None,
+        balances: balances.to_vec(),
+    };
+    ledger.insert_transfer(reversal.id, record);
 }
 
 /// A transfer record before its outcome is known.

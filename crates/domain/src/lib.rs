@@ -7,6 +7,7 @@
 mod account;
 mod amount;
 mod balance;
+mod codec;
 mod command;
 mod decide;
 mod error;
@@ -16,24 +17,23 @@ mod ledger_id;
 mod metadata;
 pub mod report;
 mod transfer;
-mod upcast;
 
 pub use account::{
     Account, AccountCode, AccountStatus, AccountType, Currency, CurrencyCode, Limits, Side,
 };
 pub use amount::{Amount, AmountError};
 pub use balance::{AccountBalance, BalanceAfter, Totals};
+pub use codec::{Envelope, Payload, UpcastError, Upcaster, Upcasters};
 pub use command::{
     Command, CommandKind, LegSpec, PendingSpec, PostPending, ReversalSpec, TransferSpec,
 };
 pub use decide::{decide, decide_all, decide_at};
 pub use error::{DomainError, LimitKind, ParseError};
-pub use event::{Companion, Correction, Envelope, Event};
+pub use event::{Companion, Correction, Event};
 pub use ledger::{Ledger, TransferOutcome, TransferRecord, TransferRequest, TransferStatus, apply};
 pub use ledger_id::LedgerId;
 pub use metadata::Metadata;
 pub use transfer::{ReasonCode, TransferId};
-pub use upcast::{UpcastError, Upcaster, Upcasters};
 
 /// Limits that keep one command bounded in memory and time; each is enforced where the value is parsed.
 pub mod limits {

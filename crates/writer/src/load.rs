@@ -1,8 +1,9 @@
 //! Loading a ledger's state: the newest usable snapshot, then the events after it.
 
 use crate::error::WriteError;
-use tally_domain::{Companion, Envelope, Event, Ledger, LedgerId, TransferId, apply};
-use tally_eventstore::{EventStore, MAX_READ_LIMIT, RecordedEvent, StoreError};
+use crate::payload::decode;
+use tally_domain::{Companion, Ledger, LedgerId, TransferId, apply};
+use tally_eventstore::{EventStore, MAX_READ_LIMIT, StoreError};
 use uuid::Uuid;
 
 /// The shape of `Ledger` that snapshots hold; bump it when `Ledger`'s serialised form changes, so old
@@ -86,21 +87,6 @@ async fn catch_up_to(
         }
     }
     Ok(())
-}
-
-fn decode(ledger: &LedgerId, recorded: RecordedEvent) -> Result<(u64, Event), WriteError> {
-    let envelope = Envelope {
-        event_type: &recorded.event_type,
-        schema_version: recorded.schema_version,
-        recorded_at: recorded.recorded_at,
-    };
-    let version = recorded.version as u64;
-    Event::decode(envelope, recorded.payload)
-        .map(|event| (version, event))
-        .map_err(|e| WriteError::Corrupt {
-            ledger: ledger.to_string(),
-            reason: format!("version {version}: {e}"),
-        })
 }
 
 /// Brings the transfers `ids` back into `state` from the store (see [`Ledger::recall`]).

@@ -1,22 +1,34 @@
-//! The payload an event is stored with: its content without the type tag (the store keeps the type in a
-//! column), as canonical JSON written straight from the event.
-//!
-//! `Event::to_payload` builds a `serde_json::Value` tree, which the store then walked twice (canonical text
-//! for the hash, JSON again for the wire); together that was most of the allocations per event.
+//! The writer's side of the event codec, whose shapes the domain's `codec` module owns: events written as
+//! the store's canonical payload text, and stored events read back into events.
 
-use tally_domain::Event;
-use tally_eventstore::CanonicalJson;
+use crate::error::WriteError;
+use tally_domain::{Envelope, Event, LedgerId};
+use tally_eventstore::{CanonicalJson, RecordedEvent};
 
-/// The field of an event's serialised form (`{"type": …, "data": …}`) that holds its content.
-const CONTENT: &str = "data";
-
+/// The canonical payload text of `event`, written straight from its [`tally_domain::Payload`].
 pub(crate) fn payload(event: &Event) -> CanonicalJson {
-    match CanonicalJson::field_of(event, CONTENT) {
-        Ok(Some(payload)) => payload,
-        // Every variant is a struct of plain data, so this is not reached; `to_payload` has the answer for
-        // whatever would reach it.
-        _ => CanonicalJson::from_value(&event.to_payload()),
-    }
+    CanonicalJson::to_canonical(&event.payload())
+        // A payload is plain data and cannot fail to serialise; should it, the `Value` form answers.
+        .unwrap_or_else(|_| CanonicalJson::from_value(&event.to_payload()))
+}
+
+/// A stored event of `ledger` with its stream version, upcast to its current shape.
+pub(crate) fn decode(
+    ledger: &LedgerId,
+    recorded: RecordedEvent,
+) -> Result<(u64, Event), WriteError> {
+    let envelope = Envelope {
+        event_type: &recorded.event_type,
+        schema_version: recorded.schema_version,
+        recorded_at: recorded.recorded_at,
+    };
+    let version = recorded.version as u64;
+    Event::decode(envelope, recorded.payload)
+        .map(|event| (version, event))
+        .map_err(|e| WriteError::Corrupt {
+            ledger: ledger.to_string(),
+            reason: format!("version {version}: {e}"),
+        })
 }
 
 #[cfg(test)]
@@ -71,7 +83,7 @@ mod tests {
     }
 
     #[test]
-    fn payloads_are_the_canonical_text_of_to_payload() {
+    fn payloads_are_the_canonical_text_of_the_tagged_forms_content() {
         let at = Utc
             .timestamp_opt(1_700_000_100, 0)
             .single()
@@ -144,11 +156,13 @@ mod tests {
             },
         ];
         for event in events {
+            let tagged = serde_json::to_value(&event).expect("events serialise");
             assert_eq!(
                 payload(&event),
-                CanonicalJson::from_value(&event.to_payload()),
+                CanonicalJson::from_value(&tagged["data"]),
                 "{event:?}"
             );
+            assert_eq!(event.to_payload(), tagged["data"], "{event:?}");
         }
     }
 }

@@ -235,6 +235,11 @@ async fn a_limit_is_never_crossed(pool: PgPool) {
     let body = transfer(Uuid::now_v7(), "assets:cash", "expenses:food", "10001");
     let problem = refused(&app, body, 409, "limit-exceeded").await;
     assert_eq!(problem["field"], "legs[0].amount");
+    assert_eq!(
+        problem["detail"],
+        "legs[0].amount: would take the available balance of assets:cash to -0.01, \
+         below its floor of 0.00"
+    );
 }
 
 #[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]

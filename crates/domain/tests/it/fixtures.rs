@@ -171,6 +171,15 @@ impl Then {
         assert_eq!(self.result, Err(expected));
     }
 
+    /// Asserts the command was refused and returns the refusal's words, as a client reads them.
+    #[track_caller]
+    pub fn then_refusal_text(self) -> String {
+        match self.result {
+            Err(e) => e.to_string(),
+            Ok(events) => panic!("expected a refusal, got {events:?}"),
+        }
+    }
+
     /// Asserts the command was accepted and returns the ledger after its events.
     #[track_caller]
     pub fn then_ok(self) -> (Ledger, Vec<Event>, Vec<TransferOutcome>) {

@@ -333,6 +333,7 @@ fn debits_must_equal_credits_per_currency() {
             currency: cur("USD"),
             debits: 5,
             credits: 4,
+            scale: Some(2),
         });
 }
 
@@ -360,6 +361,7 @@ fn a_multi_currency_transfer_balances_in_each_currency() {
             currency: cur("BTC"),
             debits: 1_000,
             credits: 999,
+            scale: Some(8),
         });
 }
 
@@ -429,27 +431,77 @@ fn a_balance_may_not_cross_its_floor() {
         .then_err(DomainError::LimitExceeded {
             field: "legs[0].amount".into(),
             account: code("assets:cash"),
-            limit: LimitKind::Floor,
+            kind: LimitKind::Floor,
+            limit: 0,
             balance: Some(-1),
+            scale: 2,
         });
     given(funded(100)).when(spend(2, 100)).then_ok();
 }
 
-#[test]
-fn a_balance_may_not_cross_its_ceiling() {
+/// `assets:cash` funded with 100, with a floor of zero and `ceiling`.
+fn funded_below_a_ceiling(ceiling: i128) -> Vec<Event> {
     let mut events = funded(100);
     events.push(Event::AccountLimitsChanged {
         code: code("assets:cash"),
-        limits: Limits::new(Some(0), Some(150)).expect("valid"),
+        limits: Limits::new(Some(0), Some(ceiling)).expect("valid"),
     });
-    given(events)
+    events
+}
+
+#[test]
+fn a_balance_may_not_cross_its_ceiling() {
+    given(funded_below_a_ceiling(150))
         .when(sale(2, 51))
         .then_err(DomainError::LimitExceeded {
             field: "legs[0].amount".into(),
             account: code("assets:cash"),
-            limit: LimitKind::Ceiling,
+            kind: LimitKind::Ceiling,
+            limit: 150,
             balance: Some(151),
+            scale: 2,
         });
+}
+
+#[test]
+fn a_limit_refusal_says_in_words_where_the_balance_would_go() {
+    let events = funded_below_a_ceiling(500_000);
+    let ceiling = given(events.clone())
+        .when(sale(2, 519_900))
+        .then_refusal_text();
+    assert_eq!(
+        ceiling,
+        "legs[0].amount: would take assets:cash to 5,200.00, above its ceiling of 5,000.00"
+    );
+    let floor = given(events).when(spend(2, 101)).then_refusal_text();
+    assert_eq!(
+        floor,
+        "legs[0].amount: would take the available balance of assets:cash to -0.01, below its floor of 0.00"
+    );
+    for text in [ceiling, floor] {
+        assert!(!text.contains("Some("), "{text}");
+        assert!(
+            !text.contains("Ceiling") && !text.contains("Floor"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn refusals_name_statuses_in_words() {
+    let mut events = funded(100);
+    events.push(Event::AccountFrozen {
+        code: code("assets:cash"),
+    });
+    let text = given(events)
+        .when(CommandKind::FreezeAccount {
+            code: code("assets:cash"),
+        })
+        .then_refusal_text();
+    assert_eq!(
+        text,
+        "code: account assets:cash is frozen, which does not allow this"
+    );
 }
 
 #[test]
@@ -552,8 +604,10 @@ fn a_reservation_holds_available_balance_until_posted() {
     .then_err(DomainError::LimitExceeded {
         field: "legs[0].amount".into(),
         account: code("assets:cash"),
-        limit: LimitKind::Floor,
+        kind: LimitKind::Floor,
+        limit: 0,
         balance: Some(-1),
+        scale: 2,
     });
     let (posted, _, outcomes) = Given { ledger }.when(post(2, None)).then_ok();
     assert_eq!(outcomes[0].status, TransferStatus::Posted);
@@ -583,6 +637,7 @@ fn a_partial_post_must_stay_balanced_and_within_the_reservation() {
         currency: cur("USD"),
         debits: 21,
         credits: 20,
+        scale: Some(2),
     });
     Given {
         ledger: ledger.clone(),
@@ -752,8 +807,10 @@ fn a_reversal_respects_limits() {
         .then_err(DomainError::LimitExceeded {
             field: "legs[0].amount".into(),
             account: code("assets:cash"),
-            limit: LimitKind::Floor,
+            kind: LimitKind::Floor,
+            limit: 0,
             balance: Some(-100),
+            scale: 2,
         });
 }
 

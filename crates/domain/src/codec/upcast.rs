@@ -1,7 +1,7 @@
 //! Upcasting: turns stored payloads of older schema versions into the current shape, so old streams
 //! stay readable forever without rewriting history.
 
-use crate::event::Envelope;
+use crate::codec::Envelope;
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

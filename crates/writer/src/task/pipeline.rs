@@ -122,13 +122,11 @@ impl LedgerTask {
                     promised = head;
                 }
                 job = queue.recv(), if eager && *queue_open && gathered.decided.is_none() && flight.state.is_some() => {
-                    match job {
-                        Some(job) => {
-                            self.gather(job, queue, &mut gathered, &mut flight.state, &mut flight.snapshot)
-                                .await;
-                        }
-                        None => *queue_open = false,
-                    }
+                    let Some(job) = job else {
+                        *queue_open = false;
+                        continue;
+                    };
+                    self.gather(job, queue, &mut gathered, &mut flight.state, &mut flight.snapshot).await;
                 }
             }
         }

@@ -69,8 +69,7 @@ impl EventStore {
 
     /// Like [`EventStore::read_stream`], with only what replaying needs and the payload as JSON text.
     /// Stream versions have no gaps, so the page is the versions `(from, from + limit]`; the query says
-    /// so, because with `limit` alone and statistics not yet analysed after a bulk load the planner
-    /// chose a bitmap scan and an on-disk sort of the whole rest of the stream for every page.
+    /// so, which keeps the plan a range scan of the stream's index even before statistics exist.
     pub async fn read_stream_payloads(
         &self,
         stream_id: &str,

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::commit::{CommitFailure, CommitRequest};
 use crate::error::WriteError;
 use crate::load::load_ledger;
+use crate::queue;
 use crate::writers::{Job, WriterConfig};
 use decide::{DecidedBatch, answer, decide_batch, now};
 use pipeline::{CommitHandle, InFlight};
@@ -91,16 +92,7 @@ pub(crate) async fn run(
 
 /// Moves the jobs already queued into `batch`, up to `max_items` commands in all.
 fn take_waiting(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_items: usize) {
-    let mut items = items(batch);
-    while items < max_items {
-        match jobs.try_recv() {
-            Ok(job) => {
-                items += job.items.len();
-                batch.push(job);
-            }
-            Err(_) => break,
-        }
-    }
+    queue::take_waiting(jobs, batch, max_items, |job| job.items.len());
 }
 
 /// The number of commands in `jobs`.

@@ -1,9 +1,8 @@
 //! Canonical JSON (the rules are in `hash.rs`): from a `serde_json::Value`, or straight from any
 //! `Serialize` type without building a `Value` first.
 //!
-//! Appending used to turn every payload into a `Value` (a tree of small allocations), walk it to write the
-//! canonical text for the hash, and walk it again to encode the wire parameter. [`to_canonical_string`]
-//! writes the canonical text once, in one buffer, and that text is both hashed and sent.
+//! [`to_canonical_string`] writes the canonical text once, in one buffer, and that text is both hashed
+//! and sent.
 
 use std::borrow::Cow;
 use std::io;
@@ -222,6 +221,17 @@ mod itoa_like {
     integer!(i8, i16, i32, i64, i128, u8, u16, u32, u64, u128);
 }
 
+/// `Formatter` methods that write an integer of the type they are named after as it is.
+macro_rules! integer_writers {
+    ($($name:ident: $type:ty),* $(,)?) => {
+        $(
+            fn $name<W: ?Sized + io::Write>(&mut self, _: &mut W, value: $type) -> io::Result<()> {
+                self.write_integer(value)
+            }
+        )*
+    };
+}
+
 impl Formatter for Canonical<'_> {
     fn write_null<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
         self.out.extend_from_slice(b"null");
@@ -234,21 +244,16 @@ impl Formatter for Canonical<'_> {
         Ok(())
     }
 
-    fn write_i8<W: ?Sized + io::Write>(&mut self, _: &mut W, value: i8) -> io::Result<()> {
-        self.write_integer(value)
-    }
-
-    fn write_i16<W: ?Sized + io::Write>(&mut self, _: &mut W, value: i16) -> io::Result<()> {
-        self.write_integer(value)
-    }
-
-    fn write_i32<W: ?Sized + io::Write>(&mut self, _: &mut W, value: i32) -> io::Result<()> {
-        self.write_integer(value)
-    }
-
-    fn write_i64<W: ?Sized + io::Write>(&mut self, _: &mut W, value: i64) -> io::Result<()> {
-        self.write_integer(value)
-    }
+    integer_writers!(
+        write_i8: i8,
+        write_i16: i16,
+        write_i32: i32,
+        write_i64: i64,
+        write_u8: u8,
+        write_u16: u16,
+        write_u32: u32,
+        write_u64: u64,
+    );
 
     fn write_i128<W: ?Sized + io::Write>(&mut self, _: &mut W, value: i128) -> io::Result<()> {
         // A Value holds only 64-bit integers; beyond them `to_value` decides.
@@ -259,22 +264,6 @@ impl Formatter for Canonical<'_> {
                 Err(_) => Err(fallback()),
             },
         }
-    }
-
-    fn write_u8<W: ?Sized + io::Write>(&mut self, _: &mut W, value: u8) -> io::Result<()> {
-        self.write_integer(value)
-    }
-
-    fn write_u16<W: ?Sized + io::Write>(&mut self, _: &mut W, value: u16) -> io::Result<()> {
-        self.write_integer(value)
-    }
-
-    fn write_u32<W: ?Sized + io::Write>(&mut self, _: &mut W, value: u32) -> io::Result<()> {
-        self.write_integer(value)
-    }
-
-    fn write_u64<W: ?Sized + io::Write>(&mut self, _: &mut W, value: u64) -> io::Result<()> {
-        self.write_integer(value)
     }
 
     fn write_u128<W: ?Sized + io::Write>(&mut self, _: &mut W, value: u128) -> io::Result<()> {

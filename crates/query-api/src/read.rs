@@ -7,6 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use tally_domain::report::ReportInput;
 use tally_domain::{AccountCode, AccountType, CurrencyCode, Side, Totals};
+use tally_eventstore::{EventStore, StoreError};
 use uuid::Uuid;
 
 use crate::dto::{
@@ -129,29 +130,23 @@ pub async fn known_version(
     ledger: &str,
     known_at: KnownAt,
 ) -> Result<i64, QueryError> {
-    let head: i64 = sqlx::query_scalar("select version from streams where stream_id = $1")
-        .bind(ledger)
-        .fetch_optional(&mut *conn)
-        .await?
-        .unwrap_or(0);
+    let head = EventStore::head_version(&mut *conn, ledger)
+        .await
+        .map_err(store_error)?;
     match known_at {
         KnownAt::Version(v) if v > head => Err(QueryError::invalid(
             "known_at",
             format!("the ledger has only reached version {head}"),
         )),
         KnownAt::Version(v) => Ok(v),
-        // Recorded times follow versions; the scan walks back from the head and stops at the first
-        // event recorded by then, so it is short for recent instants.
-        KnownAt::Instant(at) => Ok(sqlx::query_scalar(
-            "select version from events where stream_id = $1 and recorded_at <= $2 \
-             order by version desc limit 1",
-        )
-        .bind(ledger)
-        .bind(at)
-        .fetch_optional(&mut *conn)
-        .await?
-        .unwrap_or(0)),
+        KnownAt::Instant(at) => EventStore::version_known_at(&mut *conn, ledger, at)
+            .await
+            .map_err(store_error),
     }
+}
+
+fn store_error(error: StoreError) -> QueryError {
+    QueryError::Store(error.to_string())
 }
 
 const ACCOUNT_COLUMNS: &str = "code, account_type, normal_side, currency, scale, status, \

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use tally_eventstore::{AppendResult, AppendStage, EventStore, NewEvent, StoreError, StreamAppend};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::queue::take_waiting;
+
 /// One ledger's decided batch, waiting for a transaction.
 pub(crate) struct CommitRequest {
     pub stream_id: String,
@@ -47,17 +49,8 @@ pub(crate) async fn run(
             let Some(first) = requests.recv().await else {
                 return;
             };
-            let mut events = first.events.len();
             let mut group = vec![first];
-            while events < max_events {
-                match requests.try_recv() {
-                    Ok(request) => {
-                        events += request.events.len();
-                        group.push(request);
-                    }
-                    Err(_) => break,
-                }
-            }
+            take_waiting(&mut requests, &mut group, max_events, |r| r.events.len());
             group
         };
         commit(&store, group).await;

@@ -7,6 +7,7 @@ mod commit;
 mod error;
 mod load;
 mod payload;
+mod queue;
 mod task;
 mod writers;
 

@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use tally_domain::{CommandKind, DomainError, LedgerId};
+use tally_eventstore::EventStore;
 use tally_server::Problem;
 use tally_server::problem::types as server_types;
 use tally_writer::{Accepted, Submission};
@@ -395,14 +396,7 @@ fn settled(ledger: &LedgerId, accepted: &Accepted) -> Result<Response, ApiError>
 /// same body as the original. `None` if the store cannot say (then the current version is answered: still
 /// a valid consistency token, only a later one).
 async fn original_version(state: &AppState, ledger: &LedgerId, ids: &[Uuid]) -> Option<u64> {
-    // Read-only, and served by the unique index on (stream_id, transfer_id).
-    let version: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
-        "select max(version) from events where stream_id = $1 and transfer_id = any($2)",
-    )
-    .bind(ledger.as_str())
-    .bind(ids)
-    .fetch_one(&state.pool)
-    .await;
+    let version = EventStore::latest_version_of_transfers(&state.pool, ledger.as_str(), ids).await;
     match version {
         Ok(version) => version.and_then(|v| u64::try_from(v).ok()),
         Err(error) => {

@@ -8,3 +8,4 @@ mod read_all;
 mod snapshots;
 mod support;
 mod verify;
+mod versions;

@@ -13,7 +13,10 @@ use tally_domain::{
     DomainError, LedgerId, LegSpec, Limits, Metadata, PendingSpec, PostPending, ReasonCode,
     ReversalSpec, Side, TransferId, TransferOutcome, TransferSpec, TransferStatus,
 };
+use tally_domain::limits;
 use utoipa::ToSchema;
+use utoipa::openapi::Schema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -32,8 +35,10 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 #[schema(example = json!({"id": "main", "name": "Main books"}))]
 pub struct CreateLedger {
     /// Client-chosen id: 1 to 64 characters of `a-z 0-9 _ -`, starting with a letter or digit.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub id: String,
     /// Display name, 1 to 200 bytes.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -43,34 +48,42 @@ pub struct CreateLedger {
 #[schema(example = json!({"code": "assets:bank:checking", "type": "asset", "currency": "USD", "scale": 2, "limits": {"floor": "0"}}))]
 pub struct OpenAccount {
     /// Hierarchical code, unique in the ledger, e.g. `assets:bank:checking`.
+    #[schema(pattern = "^[a-z0-9_-]+(:[a-z0-9_-]+){0,9}$", max_length = 128)]
     pub code: String,
     /// The account type, which fixes its normal side.
     #[serde(rename = "type")]
     pub account_type: AccountTypeDto,
     /// Asset code, e.g. `USD`.
+    #[schema(pattern = "^[A-Z][A-Z0-9]{0,11}$")]
     pub currency: String,
     /// Decimal places of the currency's minor unit (0 to 18); must match the ledger's earlier use.
+    #[schema(minimum = 0, maximum = 18)]
     pub scale: u8,
     #[serde(default)]
     pub limits: Option<LimitsDto>,
     /// Up to 32 string entries.
     #[serde(default)]
+    #[schema(schema_with = metadata_schema)]
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
-/// Changes an account; every named change applies together or none does.
+/// Changes an account; every named change applies together or none does. Name at least one; `null` is
+/// refused (it would read as "remove", which no change means).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"status": "frozen"}))]
+#[schema(example = json!({"status": "frozen"}), min_properties = 1)]
 pub struct UpdateAccount {
     /// `frozen` freezes, `open` unfreezes, `closed` closes (needs a zero balance).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = AccountStatusDto)]
     pub status: Option<AccountStatusDto>,
     /// Replaces the limits.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = LimitsDto)]
     pub limits: Option<LimitsDto>,
     /// Replaces the metadata.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = present_metadata_schema)]
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
@@ -80,9 +93,11 @@ pub struct UpdateAccount {
 pub struct LimitsDto {
     /// The available balance may not go below this (e.g. `"0"`).
     #[serde(default)]
+    #[schema(pattern = "^(0|-?[1-9][0-9]{0,37})$")]
     pub floor: Option<String>,
     /// The balance including pending inflows may not go above this.
     #[serde(default)]
+    #[schema(pattern = "^(0|-?[1-9][0-9]{0,37})$")]
     pub ceiling: Option<String>,
 }
 
@@ -126,13 +141,16 @@ pub enum SideDto {
 pub struct NewTransfer {
     pub id: Uuid,
     /// Two or more legs, balanced per currency.
+    #[schema(min_items = 2, max_items = 128)]
     pub legs: Vec<Leg>,
     /// Business time; defaults to the time the ledger records the transfer.
     #[serde(default)]
     pub effective_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = metadata_schema)]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Reserve instead of posting: the amounts are held until posted, voided or expired.
     #[serde(default)]
@@ -142,11 +160,14 @@ pub struct NewTransfer {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Leg {
+    #[schema(pattern = "^[a-z0-9_-]+(:[a-z0-9_-]+){0,9}$", max_length = 128)]
     pub account: String,
     pub side: SideDto,
     /// Positive whole number of minor units as a decimal string, e.g. `"1050"` for 10.50 USD.
+    #[schema(pattern = "^[1-9][0-9]{0,37}$")]
     pub amount: String,
     /// Must be the account's currency.
+    #[schema(pattern = "^[A-Z][A-Z0-9]{0,11}$")]
     pub currency: String,
 }
 
@@ -154,6 +175,7 @@ pub struct Leg {
 #[serde(deny_unknown_fields)]
 pub struct PendingDto {
     /// Seconds until the reservation lapses (1 to 30 days).
+    #[schema(minimum = 1, maximum = 2592000)]
     pub timeout_secs: i64,
 }
 
@@ -167,7 +189,7 @@ pub struct TransferBatch {
     /// 1 to 10,000 transfers. Each is parsed on its own, so one malformed item is rejected alone.
     // Kept as each item's JSON text, parsed straight into a transfer later: a tree of values per item
     // (a string per key, a map per object) was a fifth of the server's time for large batches.
-    #[schema(value_type = Vec<NewTransfer>)]
+    #[schema(value_type = Vec<NewTransfer>, min_items = 1, max_items = 10000)]
     pub transfers: Vec<Box<serde_json::value::RawValue>>,
 }
 
@@ -176,6 +198,7 @@ pub struct TransferBatch {
 #[serde(deny_unknown_fields)]
 pub struct PostPendingRequest {
     #[serde(default)]
+    #[schema(schema_with = amounts_schema)]
     pub amounts: Option<Vec<String>>,
     #[serde(default)]
     pub effective_at: Option<DateTime<Utc>>,
@@ -188,6 +211,7 @@ pub struct ReverseRequest {
     /// The id of the new, mirroring transfer (the idempotency key of the reversal).
     pub reversal_id: Uuid,
     /// Why: 1 to 64 characters of `a-z 0-9 _ -`, e.g. `wrong_amount`.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub reason: String,
     #[serde(default)]
     pub effective_at: Option<DateTime<Utc>>,
@@ -201,6 +225,65 @@ pub struct ReverseRequest {
 #[serde(deny_unknown_fields)]
 pub struct ClosePeriodRequest {
     pub through: DateTime<Utc>,
+}
+
+/// A member that may be left out but, when given, is not `null`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+fn metadata_object() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(limits::MAX_METADATA_ENTRIES))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!(
+                    "^[A-Za-z0-9_.-]{{1,{}}}$",
+                    limits::MAX_METADATA_KEY_BYTES
+                ))),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(limits::MAX_METADATA_VALUE_BYTES)),
+        ))
+        .description(Some(
+            "Up to 32 entries; keys of A-Z, a-z, 0-9, `_`, `.`, `-`; values up to 512 bytes",
+        ))
+}
+
+/// Metadata in a creating request, where `null` means none.
+fn metadata_schema() -> Schema {
+    metadata_object()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .build()
+        .into()
+}
+
+/// Metadata in a PATCH, where it replaces the account's and `null` is refused.
+fn present_metadata_schema() -> Schema {
+    metadata_object().build().into()
+}
+
+/// Partial amounts of a post: one positive decimal string of minor units per leg.
+fn amounts_schema() -> Schema {
+    Schema::Array(
+        ArrayBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[1-9][0-9]{0,37}$")),
+            )
+            .max_items(Some(tally_domain::limits::MAX_LEGS))
+            .build(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------------------

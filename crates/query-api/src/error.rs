@@ -5,6 +5,7 @@
 //! | 400 | `invalid-parameter` | a query parameter or header that does not parse or is out of range (`field` names it) |
 //! | 404 | `ledger-not-found`, `unknown-account`, `transfer-not-found` | the resource named by the URL does not exist (yet) |
 //! | 406 | `not-acceptable` | an `Accept` header this resource has no representation for |
+//! | 409 | `version-beyond-head` | `Tally-Min-Version` or `known_at` names a version the ledger has not reached |
 //! | 503 | `not-yet-projected` | `Tally-Min-Version` was not reached within the wait (with `Retry-After`) |
 //! | 503 | `unavailable` | PostgreSQL did not answer |
 //! | 500 | `internal` | anything else: opaque body, cause in the log |
@@ -24,6 +25,7 @@ pub mod types {
     pub const UNKNOWN_ACCOUNT: &str = "unknown-account";
     pub const TRANSFER_NOT_FOUND: &str = "transfer-not-found";
     pub const NOT_ACCEPTABLE: &str = "not-acceptable";
+    pub const VERSION_BEYOND_HEAD: &str = "version-beyond-head";
     pub const NOT_YET_PROJECTED: &str = "not-yet-projected";
     pub const UNAVAILABLE: &str = "unavailable";
 }
@@ -40,6 +42,13 @@ pub enum QueryError {
     TransferNotFound(String),
     #[error("no representation for Accept: {0}")]
     NotAcceptable(String),
+    /// No command has taken the ledger that far, so no wait would reach it: the client's mistake.
+    #[error("{field}: the ledger has only reached version {head}, {wanted} was asked for")]
+    VersionBeyondHead {
+        field: &'static str,
+        wanted: i64,
+        head: i64,
+    },
     #[error("the read model of {ledger} is at version {projected}, {wanted} was asked for")]
     NotYetProjected {
         ledger: String,
@@ -111,6 +120,16 @@ impl From<QueryError> for Problem {
             .detail(format!(
                 "This resource is served as application/json, text/csv or application/x-ndjson, not '{accept}'."
             )),
+            QueryError::VersionBeyondHead { field, wanted, head } => Problem::new(
+                types::VERSION_BEYOND_HEAD,
+                StatusCode::CONFLICT,
+                "Version beyond the ledger's head",
+            )
+            .detail(format!(
+                "{field}: the ledger has only reached version {head}; {wanted} was asked for"
+            ))
+            .extension("field", field)
+            .extension("head", head),
             QueryError::NotYetProjected { .. } => Problem::new(
                 types::NOT_YET_PROJECTED,
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -11,6 +11,16 @@ use crate::error::QueryError;
 
 pub const MIN_VERSION_HEADER: &str = "tally-min-version";
 
+/// `Tally-Min-Version` as the OpenAPI document states it; [`min_version`] reads it.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct MinVersionHeader {
+    /// Wait until the read model has reached this ledger version (a command answer's `version`); a
+    /// version the ledger has not reached answers 409 `version-beyond-head` at once.
+    #[param(rename = "Tally-Min-Version", minimum = 0)]
+    pub min_version: Option<i64>,
+}
+
 /// A query string parsed into `T` (declare `T` with `#[serde(deny_unknown_fields)]`).
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);

@@ -1,13 +1,19 @@
 //! The OpenAPI 3.1 description of the query API; `tally all` and `tally openapi` merge it with the
 //! command API's into the one document of the public origin.
 
-use utoipa::OpenApi;
+use tally_server::openapi::{AbsentNotNull, CommonResponses};
+use tally_server::problem::PROBLEM_CONTENT_TYPE;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::routes::{accounts, audit, ledgers, live, reports, transfers};
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&CommonResponses, &AbsentNotNull, &QueryResponses),
     info(
         title = "Tally query API",
         description = "The read side of Tally: balances (current, and bitemporal with `as_of` and \
@@ -70,4 +76,55 @@ pub struct ApiDoc;
 
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// What the query side's shared parameters add to every operation that takes them, stated once:
+/// `Tally-Min-Version` and `known_at` can answer 409 `version-beyond-head`, and `format` makes the 200
+/// answer CSV or NDJSON besides JSON.
+struct QueryResponses;
+
+impl Modify for QueryResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            if let Some(operation) = item.get.as_mut() {
+                add_query_responses(operation);
+            }
+        }
+    }
+}
+
+fn add_query_responses(operation: &mut Operation) {
+    let takes = |name: &str| {
+        operation
+            .parameters
+            .iter()
+            .flatten()
+            .any(|parameter| parameter.name == name)
+    };
+    let versioned = takes("Tally-Min-Version") || takes("known_at");
+    let formatted = takes("format");
+    let responses = &mut operation.responses.responses;
+    if versioned {
+        responses.entry("409".to_owned()).or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(
+                        "`version-beyond-head`: `Tally-Min-Version` or `known_at` names a version the \
+                         ledger has not reached (`head` says which it has)",
+                    )
+                    .content(
+                        PROBLEM_CONTENT_TYPE,
+                        Content::new(Some(Ref::from_schema_name("Problem"))),
+                    )
+                    .build(),
+            )
+        });
+    }
+    if formatted && let Some(RefOr::T(ok)) = responses.get_mut("200") {
+        for media in ["text/csv", "application/x-ndjson"] {
+            ok.content.entry(media.to_owned()).or_insert_with(|| {
+                Content::new(Some(ObjectBuilder::new().schema_type(Type::String)))
+            });
+        }
+    }
 }

@@ -5,11 +5,107 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
 
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+
 use crate::error::QueryError;
 
 /// Page sizes: enough for a screen or a report page; bigger reads go through the CSV/NDJSON exports.
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
+
+// The schemas the OpenAPI document states for these parameters, so it refuses what the parsers refuse.
+
+fn string_of(format: KnownFormat) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(format)))
+}
+
+/// `as_of`, `from`, `to`: an RFC 3339 timestamp or a date.
+pub fn instant_schema() -> impl Into<RefOr<Schema>> {
+    OneOfBuilder::new()
+        .item(string_of(KnownFormat::DateTime))
+        .item(string_of(KnownFormat::Date))
+}
+
+/// A day, `YYYY-MM-DD`.
+pub fn day_schema() -> impl Into<RefOr<Schema>> {
+    string_of(KnownFormat::Date)
+}
+
+/// `known_at`: a ledger version (decimal digits, within 64 bits), an RFC 3339 timestamp or a date.
+pub fn known_at_schema() -> impl Into<RefOr<Schema>> {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{1,18}$")),
+        )
+        .item(string_of(KnownFormat::DateTime))
+        .item(string_of(KnownFormat::Date))
+}
+
+/// `cursor`: the `next_cursor` of the previous page, unchanged (URL-safe base64).
+pub fn cursor_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .pattern(Some("^[A-Za-z0-9_-]+$"))
+}
+
+/// `format`: the representation, where the route offers more than JSON.
+pub fn format_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["json", "csv", "ndjson"]))
+}
+
+/// An account code: whole segments of `a-z 0-9 _ -` separated by `:`.
+pub fn code_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(128))
+        .pattern(Some("^[a-z0-9_-]+(:[a-z0-9_-]+){0,9}$"))
+}
+
+/// `prefix`: whole segments of an account code, optionally ending in `:`.
+pub fn prefix_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(129))
+        .pattern(Some("^[a-z0-9_-]+(:[a-z0-9_-]+){0,9}:?$"))
+}
+
+/// `limit`: a page size.
+pub fn limit_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(MAX_LIMIT))
+}
+
+/// `bucket` of the volume report.
+pub fn bucket_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["day", "week", "month"]))
+}
+
+/// `status` of the transfer listing.
+pub fn transfer_status_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["posted", "pending", "voided", "expired", "reversed"]))
+}
+
+/// A ledger version given as a query parameter (`after`).
+pub fn version_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(0))
+}
 
 /// An instant given as RFC 3339 (`2026-03-31T12:00:00Z`) or as a day (`2026-03-31`, meaning the end of
 /// that day in UTC, so "the balance on 31 March" includes everything effective on 31 March).

@@ -134,10 +134,11 @@ pub async fn known_version(
         .await
         .map_err(store_error)?;
     match known_at {
-        KnownAt::Version(v) if v > head => Err(QueryError::invalid(
-            "known_at",
-            format!("the ledger has only reached version {head}"),
-        )),
+        KnownAt::Version(v) if v > head => Err(QueryError::VersionBeyondHead {
+            field: "known_at",
+            wanted: v,
+            head,
+        }),
         KnownAt::Version(v) => Ok(v),
         KnownAt::Instant(at) => EventStore::version_known_at(&mut *conn, ledger, at)
             .await

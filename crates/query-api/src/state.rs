@@ -55,8 +55,9 @@ pub struct StateParts {
 }
 
 impl StateParts {
-    /// Honours `Tally-Min-Version` for `ledger`: returns once the read model has reached it, or
-    /// `not-yet-projected` after the configured wait.
+    /// Honours `Tally-Min-Version` for `ledger`: returns once the read model has reached it,
+    /// `version-beyond-head` at once for a version the ledger has not reached, or `not-yet-projected`
+    /// after the configured wait.
     pub async fn consistent(
         &self,
         ledger: &str,
@@ -84,6 +85,9 @@ impl StateParts {
                 self.versions.register(ledger, projected)
             }
         };
+        if clock.projected() < wanted {
+            self.within_head(ledger, wanted).await?;
+        }
         self.versions
             .wait_for(&clock, wanted, self.settings.min_version_wait)
             .await
@@ -93,6 +97,25 @@ impl StateParts {
                 projected,
             })?;
         Ok(clock)
+    }
+
+    /// Refuses at once a version no command has reached: the store's head bounds every token a command
+    /// answered, so waiting for more could only time out. No head at all means no such ledger.
+    async fn within_head(&self, ledger: &str, wanted: i64) -> Result<(), QueryError> {
+        let head = self
+            .store
+            .stream_head(ledger)
+            .await
+            .map_err(|error| QueryError::Store(error.to_string()))?;
+        match head {
+            None => Err(QueryError::LedgerNotFound(ledger.to_owned())),
+            Some((head, _)) if head < wanted => Err(QueryError::VersionBeyondHead {
+                field: "Tally-Min-Version",
+                wanted,
+                head,
+            }),
+            Some(_) => Ok(()),
+        }
     }
 
     /// Answers a cacheable read: from the cache when fresh, else through `read` (which reports the

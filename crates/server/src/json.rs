@@ -22,6 +22,8 @@ use crate::problem::{Problem, types};
 /// - JSON of the wrong shape (wrong type, missing field, unknown field under
 ///   `#[serde(deny_unknown_fields)]`): 422 `invalid-body`, whose `detail` is the path and the reason,
 ///   e.g. `legs[1].amount: invalid type: integer 5, expected a string at line 1 column 80`;
+/// - a string holding the NUL character (`\u0000`), which PostgreSQL cannot store in text: 422
+///   `invalid-body`;
 /// - larger than the body limit of [`crate::layers`]: 413 `payload-too-large`.
 ///
 /// The body is read through the limit, so an oversized body is refused once the limit is passed and never
@@ -49,6 +51,7 @@ where
         // path only matters for the error message, so a body that fails is parsed again by axum, to name
         // the field in the answer; both parsers take and refuse exactly the same bodies.
         match serde_json::from_slice::<T>(&body) {
+            Ok(_) if has_nul_escape(&body) => Err(nul_refused()),
             Ok(value) => Ok(Self(value)),
             Err(_) => match Json::<T>::from_bytes(&body) {
                 Ok(Json(value)) => Ok(Self(value)),
@@ -56,6 +59,29 @@ where
             },
         }
     }
+}
+
+/// Whether the JSON text escapes a NUL character (`\u0000`) anywhere. A raw NUL byte is not valid JSON,
+/// so the escape is the only way one can arrive; `\\u0000` (an escaped backslash before `u0000`) is not one.
+fn has_nul_escape(body: &[u8]) -> bool {
+    const ESCAPE: &[u8] = b"\\u0000";
+    body.windows(ESCAPE.len())
+        .enumerate()
+        .filter(|(_, window)| *window == ESCAPE)
+        .any(|(at, _)| {
+            let backslashes_before = body[..at].iter().rev().take_while(|b| **b == b'\\').count();
+            backslashes_before % 2 == 0
+        })
+}
+
+/// 422 `invalid-body` for a string holding NUL.
+fn nul_refused() -> Problem {
+    Problem::new(
+        types::INVALID_BODY,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid request body",
+    )
+    .detail("strings may not contain the NUL character (\\u0000)")
 }
 
 /// `application/json` or any `application/*+json`, parameters (`charset`) allowed: axum's `Json` rule.
@@ -154,7 +180,15 @@ pub(crate) fn payload_too_large(limit: Option<BodyLimit>) -> Problem {
 
 #[cfg(test)]
 mod tests {
-    use super::without_type_names;
+    use super::{has_nul_escape, without_type_names};
+
+    #[test]
+    fn only_an_escaped_nul_counts_as_nul() {
+        assert!(has_nul_escape(br#"{"name":"a\u0000b"}"#));
+        assert!(has_nul_escape(br#"{"name":"\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"name":"\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"name":"\u0001"}"#));
+    }
 
     #[test]
     fn rust_type_names_are_dropped_from_serde_messages() {

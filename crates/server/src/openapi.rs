@@ -1,11 +1,198 @@
 //! Serving an OpenAPI document: `GET /openapi.json` and `GET /docs`, a self-contained browsable rendering
 //! of it (no script or style from the internet), for whichever API (or combination of APIs) a process
-//! serves.
+//! serves; [`CommonResponses`], the problem answers every operation can give, stated once;
+//! [`AbsentNotNull`], which keeps optional parameters from admitting `null`; and the path parameters
+//! both APIs name ([`LedgerPath`], [`AccountPath`], [`TransferPath`]), each with the rule its value obeys.
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{SchemaType, Type};
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
+
+use crate::problem::PROBLEM_CONTENT_TYPE;
+
+/// Adds the problem answers the shared plumbing of this crate can give to every operation of a
+/// document, so each route's annotation lists only the answers of its own logic:
+///
+/// | status | type | on |
+/// | --- | --- | --- |
+/// | 400 | `bad-request`, `malformed-json` | every operation (a path that does not decode); with a body, a body that is not JSON |
+/// | 413 | `payload-too-large` | operations with a request body |
+/// | 415 | `unsupported-media-type` | operations with a request body |
+/// | 422 | `invalid-body` | operations with a request body: JSON of the wrong shape |
+/// | 500 | `internal` | every operation |
+/// | 503 | `timeout`, `unavailable` | every operation |
+///
+/// An answer a route already lists for a status is kept: its description is the more specific one.
+/// The answers are `components.responses` referenced by each operation, so the document states each once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommonResponses;
+
+/// Each common answer: its name in `components.responses`, its status, its description and whether
+/// only operations with a request body can give it.
+const COMMON: [(&str, &str, &str, bool); 6] = [
+    (
+        "BadRequest",
+        "400",
+        "`bad-request`: the request could not be read (e.g. a path segment that is not UTF-8); \
+         `malformed-json`: the body is not JSON",
+        false,
+    ),
+    (
+        "PayloadTooLarge",
+        "413",
+        "`payload-too-large`: the body exceeds the server's limit",
+        true,
+    ),
+    (
+        "UnsupportedMediaType",
+        "415",
+        "`unsupported-media-type`: the body is not labelled `Content-Type: application/json`",
+        true,
+    ),
+    (
+        "InvalidBody",
+        "422",
+        "`invalid-body`: JSON of the wrong shape (`field` names the offending path); or a value the \
+         operation refuses (its own types are listed in its description)",
+        true,
+    ),
+    (
+        "Internal",
+        "500",
+        "`internal`: an unexpected failure; the body is opaque, the cause is in the server's log",
+        false,
+    ),
+    (
+        "Unavailable",
+        "503",
+        "`timeout`: the request took longer than the server's limit; `unavailable`: a backing service \
+         did not answer. Safe to retry",
+        false,
+    ),
+];
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, _, description, _) in COMMON {
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    PROBLEM_CONTENT_TYPE,
+                    Content::new(Some(Ref::from_schema_name("Problem"))),
+                )
+                .build();
+            components
+                .responses
+                .insert(name.to_owned(), RefOr::T(response));
+        }
+        for operation in openapi.paths.paths.values_mut().flat_map(operations) {
+            add_common(operation);
+        }
+    }
+}
+
+/// Optional query and header parameters are declared as `Option<T>`, which utoipa renders as `T` or
+/// `null`; a query string or header has no null, only absence, so this removes `null` from their types.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AbsentNotNull;
+
+impl utoipa::Modify for AbsentNotNull {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for operation in openapi.paths.paths.values_mut().flat_map(operations) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if matches!(parameter.parameter_in, ParameterIn::Path) {
+                    continue;
+                }
+                if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+                    && let SchemaType::Array(types) = &object.schema_type
+                {
+                    let kept: Vec<Type> = types
+                        .iter()
+                        .filter(|t| **t != Type::Null)
+                        .cloned()
+                        .collect();
+                    object.schema_type = match kept.as_slice() {
+                        [one] => SchemaType::Type(one.clone()),
+                        _ => SchemaType::Array(kept),
+                    };
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// `{ledger}`: a ledger id, 1 to 64 characters of `a-z 0-9 _ -` starting with a letter or digit (the
+/// rule of `tally_domain::LedgerId`). A path that breaks it names no ledger: 404 `ledger-not-found`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct LedgerPath {
+    /// Ledger id.
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", example = "demo")]
+    pub ledger: String,
+}
+
+/// `{ledger}` and `{code}`: an account code is 1 to 128 bytes of at most 10 segments of `a-z 0-9 _ -`
+/// separated by `:` (the rule of `tally_domain::AccountCode`).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AccountPath {
+    /// Ledger id.
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", example = "demo")]
+    pub ledger: String,
+    /// Account code, e.g. `assets:bank:checking`.
+    #[param(
+        pattern = "^[a-z0-9_-]+(:[a-z0-9_-]+){0,9}$",
+        max_length = 128,
+        example = "assets:bank:checking"
+    )]
+    pub code: String,
+}
+
+/// `{ledger}` and `{id}`: a transfer is named by the UUID its client chose.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TransferPath {
+    /// Ledger id.
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", example = "demo")]
+    pub ledger: String,
+    /// Transfer id.
+    pub id: uuid::Uuid,
+}
+
+fn add_common(operation: &mut Operation) {
+    let has_body = operation.request_body.is_some();
+    for (name, status, _, needs_body) in COMMON {
+        if needs_body && !has_body {
+            continue;
+        }
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+    }
+}
 
 /// `GET /openapi.json` and `GET /docs` for `document`.
 pub fn router<S>(document: &utoipa::openapi::OpenApi) -> Router<S>

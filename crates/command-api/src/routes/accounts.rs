@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
     post,
     path = "/v1/ledgers/{ledger}/accounts",
     tag = "accounts",
-    params(("ledger" = String, Path, description = "Ledger id")),
+    params(tally_server::openapi::LedgerPath),
     request_body = OpenAccount,
     responses(
         (status = 201, description = "Opened", body = AccountAnswer),
@@ -71,8 +71,7 @@ pub async fn open_account(
     path = "/v1/ledgers/{ledger}/accounts/{code}",
     tag = "accounts",
     params(
-        ("ledger" = String, Path, description = "Ledger id"),
-        ("code" = String, Path, description = "Account code"),
+        tally_server::openapi::AccountPath,
     ),
     request_body = UpdateAccount,
     responses(

@@ -64,7 +64,7 @@ pub async fn create_ledger(
     post,
     path = "/v1/ledgers/{ledger}/periods/close",
     tag = "ledgers",
-    params(("ledger" = String, Path, description = "Ledger id")),
+    params(tally_server::openapi::LedgerPath),
     request_body = ClosePeriodRequest,
     responses(
         (status = 200, description = "Closed", body = PeriodClosed),

@@ -46,7 +46,7 @@ pub fn router() -> Router<AppState> {
     post,
     path = "/v1/ledgers/{ledger}/transfers",
     tag = "transfers",
-    params(("ledger" = String, Path, description = "Ledger id")),
+    params(tally_server::openapi::LedgerPath),
     request_body = NewTransfer,
     responses(
         (status = 201, description = "Accepted (an exact retry answers the same, with `Tally-Idempotent-Replay: true`)", body = TransferAnswer),
@@ -74,7 +74,7 @@ pub async fn create_transfer(
     post,
     path = "/v1/ledgers/{ledger}/transfers/batch",
     tag = "transfers",
-    params(("ledger" = String, Path, description = "Ledger id")),
+    params(tally_server::openapi::LedgerPath),
     request_body = TransferBatch,
     responses(
         (status = 200, description = "Per-item results", body = BatchAnswer),
@@ -229,8 +229,7 @@ fn parse_item(
     path = "/v1/ledgers/{ledger}/transfers/{id}/post",
     tag = "transfers",
     params(
-        ("ledger" = String, Path, description = "Ledger id"),
-        ("id" = Uuid, Path, description = "The pending transfer's id"),
+        tally_server::openapi::TransferPath,
     ),
     request_body(content = PostPendingRequest, description = "Optional: without a body the full amounts are posted"),
     responses(
@@ -258,8 +257,7 @@ pub async fn post_pending(
     path = "/v1/ledgers/{ledger}/transfers/{id}/void",
     tag = "transfers",
     params(
-        ("ledger" = String, Path, description = "Ledger id"),
-        ("id" = Uuid, Path, description = "The pending transfer's id"),
+        tally_server::openapi::TransferPath,
     ),
     responses(
         (status = 200, description = "Voided", body = TransferAnswer),
@@ -286,8 +284,7 @@ pub async fn void_pending(
     path = "/v1/ledgers/{ledger}/transfers/{id}/reverse",
     tag = "transfers",
     params(
-        ("ledger" = String, Path, description = "Ledger id"),
-        ("id" = Uuid, Path, description = "The transfer to reverse"),
+        tally_server::openapi::TransferPath,
     ),
     request_body = ReverseRequest,
     responses(

@@ -34,16 +34,19 @@ pub fn router() -> Router<QueryState> {
 #[serde(deny_unknown_fields)]
 pub struct AccountListParams {
     /// Whole code segments: `assets` lists `assets` and everything below it (not `assets-other`).
+    #[param(schema_with = crate::params::prefix_schema)]
     pub prefix: Option<String>,
+    #[param(schema_with = crate::params::cursor_schema)]
     pub cursor: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(schema_with = crate::params::limit_schema)]
     pub limit: Option<String>,
 }
 
 /// Accounts with their current balances, in code order.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/accounts", tag = "queries",
-    params(("ledger" = String, Path, description = "Ledger id"), AccountListParams,
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::LedgerPath, AccountListParams,
+           crate::extract::MinVersionHeader),
     responses(
         (status = 200, description = "A page of accounts", body = AccountList, headers(("ETag" = String), ("Tally-Version" = i64))),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),
@@ -95,8 +98,10 @@ pub async fn list_accounts(
 pub struct BalanceParams {
     /// Business time: count entries effective at or before this instant (RFC 3339, or a date meaning
     /// the end of that day, UTC).
+    #[param(schema_with = crate::params::instant_schema)]
     pub as_of: Option<String>,
     /// What the ledger knew: a ledger version, or an instant (the latest version recorded by then).
+    #[param(schema_with = crate::params::known_at_schema)]
     pub known_at: Option<String>,
 }
 
@@ -104,11 +109,10 @@ pub struct BalanceParams {
 /// `known_at`: its posted balance at that business instant as known then (`BalanceAsOf`), so "the
 /// balance on 31 March as known on 5 April" is `?as_of=2026-03-31&known_at=2026-04-05`.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/accounts/{code}", tag = "queries",
-    params(("ledger" = String, Path, description = "Ledger id"),
-           ("code" = String, Path, description = "Account code"), BalanceParams,
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::AccountPath, BalanceParams,
+           crate::extract::MinVersionHeader),
     responses(
-        (status = 200, description = "The account (current) or its balance as of / known at", body = AccountView, headers(("ETag" = String), ("Tally-Version" = i64), ("Cache-Control" = String))),
+        (status = 200, description = "The account (current) or its balance as of / known at", content((AccountView = "application/json"), (BalanceAsOf = "application/json")), headers(("ETag" = String), ("Tally-Version" = i64), ("Cache-Control" = String))),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),
         (status = 400, description = "`invalid-parameter`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`ledger-not-found`, `unknown-account`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
@@ -184,24 +188,29 @@ pub async fn get_account(
 #[serde(deny_unknown_fields)]
 pub struct StatementParams {
     /// Entries effective at or after this instant (a date means its start).
+    #[param(schema_with = crate::params::instant_schema)]
     pub from: Option<String>,
     /// Entries effective at or before this instant (a date means its end).
+    #[param(schema_with = crate::params::instant_schema)]
     pub to: Option<String>,
+    #[param(schema_with = crate::params::cursor_schema)]
     pub cursor: Option<String>,
     /// 1 to 1000, default 100 (exports stream everything in range).
+    #[param(schema_with = crate::params::limit_schema)]
     pub limit: Option<String>,
     /// Only entries recorded by this ledger version or instant; running balances as known then.
+    #[param(schema_with = crate::params::known_at_schema)]
     pub known_at: Option<String>,
     /// `json` (default), `csv` or `ndjson`; or use the `Accept` header.
+    #[param(schema_with = crate::params::format_schema)]
     pub format: Option<String>,
 }
 
 /// An account's statement in business-time order with the running posted balance, paged by cursor
 /// (stable under concurrent inserts). CSV and NDJSON stream every entry in range.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/accounts/{code}/entries", tag = "queries",
-    params(("ledger" = String, Path, description = "Ledger id"),
-           ("code" = String, Path, description = "Account code"), StatementParams,
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::AccountPath, StatementParams,
+           crate::extract::MinVersionHeader),
     responses(
         (status = 200, description = "A statement page (JSON) or the whole range (CSV, NDJSON)", body = Statement),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),

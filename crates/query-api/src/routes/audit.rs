@@ -36,14 +36,16 @@ async fn existing(store: &EventStore, ledger: &str) -> Result<(), QueryError> {
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Events after this ledger version (default 0: from the first).
+    #[param(schema_with = crate::params::version_schema)]
     pub after: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(schema_with = crate::params::limit_schema)]
     pub limit: Option<String>,
 }
 
 /// A ledger's events in version order, with who recorded each, when and why, and its hash.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/events", tag = "audit",
-    params(("ledger" = String, Path, description = "Ledger id"), EventParams),
+    params(tally_server::openapi::LedgerPath, EventParams),
     responses(
         (status = 200, description = "A page of events", body = EventPage),
         (status = 400, description = "`invalid-parameter`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
@@ -98,7 +100,7 @@ pub async fn events(
 
 /// Recomputes the ledger's hash chain and names the first event that does not verify.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/verify", tag = "audit",
-    params(("ledger" = String, Path, description = "Ledger id")),
+    params(tally_server::openapi::LedgerPath),
     responses(
         (status = 200, description = "The verification outcome (intact or not)", body = VerifyView),
         (status = 404, description = "`ledger-not-found`", body = tally_server::ProblemBody, content_type = "application/problem+json"),

@@ -29,8 +29,10 @@ pub fn router() -> Router<QueryState> {
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// `next_cursor` of the previous page.
+    #[param(schema_with = crate::params::cursor_schema)]
     pub cursor: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(schema_with = crate::params::limit_schema)]
     pub limit: Option<String>,
 }
 
@@ -65,8 +67,8 @@ pub async fn list_ledgers(
 
 /// One ledger and the version its read model has reached.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}", tag = "queries",
-    params(("ledger" = String, Path, description = "Ledger id"),
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::LedgerPath,
+           crate::extract::MinVersionHeader),
     responses(
         (status = 200, description = "The ledger", body = LedgerView, headers(("ETag" = String), ("Tally-Version" = i64))),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),

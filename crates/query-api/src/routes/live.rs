@@ -19,7 +19,7 @@ pub fn router() -> Router<QueryState> {
 /// the read model advances (each with the ledger version as its id), and `reset` when this client fell
 /// too far behind and should refetch.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/live", tag = "queries",
-    params(("ledger" = String, Path, description = "Ledger id")),
+    params(tally_server::openapi::LedgerPath),
     responses(
         (status = 200, description = "Server-sent events", content_type = "text/event-stream"),
         (status = 404, description = "`ledger-not-found`", body = tally_server::ProblemBody, content_type = "application/problem+json"),

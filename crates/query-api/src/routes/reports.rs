@@ -49,10 +49,13 @@ pub fn router() -> Router<QueryState> {
 #[serde(deny_unknown_fields)]
 pub struct AsOfParams {
     /// Business time (RFC 3339, or a date meaning its end, UTC); absent: every posted entry.
+    #[param(schema_with = crate::params::instant_schema)]
     pub as_of: Option<String>,
     /// What the ledger knew: a ledger version or an instant.
+    #[param(schema_with = crate::params::known_at_schema)]
     pub known_at: Option<String>,
     /// `json` (default), `csv` or `ndjson`; or use the `Accept` header.
+    #[param(schema_with = crate::params::format_schema)]
     pub format: Option<String>,
 }
 
@@ -453,8 +456,8 @@ impl ReportRows for VolumeReport {
 
 /// Every account's debit or credit balance, rolled up over the code hierarchy, per currency.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/reports/trial-balance", tag = "reports",
-    params(("ledger" = String, Path, description = "Ledger id"), AsOfParams,
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::LedgerPath, AsOfParams,
+           crate::extract::MinVersionHeader),
     responses(
         (status = 200, description = "The trial balance", body = TrialBalanceReport, content_type = "application/json"),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),
@@ -478,8 +481,8 @@ pub async fn trial_balance(
 
 /// Assets, liabilities and equity (with current earnings) as of an instant, per currency.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/reports/balance-sheet", tag = "reports",
-    params(("ledger" = String, Path, description = "Ledger id"), AsOfParams,
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::LedgerPath, AsOfParams,
+           crate::extract::MinVersionHeader),
     responses(
         (status = 200, description = "The balance sheet", body = BalanceSheetReport, content_type = "application/json"),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),
@@ -506,18 +509,22 @@ pub async fn balance_sheet(
 #[serde(deny_unknown_fields)]
 pub struct PeriodParams {
     /// Start of the period (a date means its start).
+    #[param(schema_with = crate::params::instant_schema)]
     pub from: String,
     /// End of the period (a date means its end).
+    #[param(schema_with = crate::params::instant_schema)]
     pub to: String,
+    #[param(schema_with = crate::params::known_at_schema)]
     pub known_at: Option<String>,
     /// `json` (default), `csv` or `ndjson`; or use the `Accept` header.
+    #[param(schema_with = crate::params::format_schema)]
     pub format: Option<String>,
 }
 
 /// Revenue and expenses over a period and the net income, per currency.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/reports/income-statement", tag = "reports",
-    params(("ledger" = String, Path, description = "Ledger id"), PeriodParams,
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::LedgerPath, PeriodParams,
+           crate::extract::MinVersionHeader),
     responses(
         (status = 200, description = "The income statement", body = IncomeStatementReport, content_type = "application/json"),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),
@@ -556,14 +563,19 @@ pub async fn income_statement(
 #[serde(deny_unknown_fields)]
 pub struct VolumeParams {
     /// First day (YYYY-MM-DD); default 30 days before `to`.
+    #[param(schema_with = crate::params::day_schema)]
     pub from: Option<String>,
     /// Last day (YYYY-MM-DD); default today (UTC).
+    #[param(schema_with = crate::params::day_schema)]
     pub to: Option<String>,
     /// `day` (default), `week` or `month`.
+    #[param(schema_with = crate::params::bucket_schema)]
     pub bucket: Option<String>,
     /// Only this account and the accounts below it.
+    #[param(schema_with = crate::params::prefix_schema)]
     pub prefix: Option<String>,
     /// `json` (default), `csv` or `ndjson`; or use the `Accept` header.
+    #[param(schema_with = crate::params::format_schema)]
     pub format: Option<String>,
 }
 
@@ -579,8 +591,8 @@ fn day(field: &str, raw: &str) -> Result<NaiveDate, QueryError> {
 
 /// Posted debits, credits and entry counts per account and bucket.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/reports/volumes", tag = "reports",
-    params(("ledger" = String, Path, description = "Ledger id"), VolumeParams,
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::LedgerPath, VolumeParams,
+           crate::extract::MinVersionHeader),
     responses(
         (status = 200, description = "Volumes", body = VolumeReport, content_type = "application/json"),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),

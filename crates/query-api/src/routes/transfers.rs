@@ -30,23 +30,29 @@ const STATUSES: [&str; 5] = ["posted", "pending", "voided", "expired", "reversed
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TransferListParams {
+    #[param(schema_with = crate::params::cursor_schema)]
     pub cursor: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(schema_with = crate::params::limit_schema)]
     pub limit: Option<String>,
     /// `posted`, `pending`, `voided`, `expired` or `reversed`.
+    #[param(schema_with = crate::params::transfer_status_schema)]
     pub status: Option<String>,
     /// Only transfers with a leg on this account.
+    #[param(schema_with = crate::params::code_schema)]
     pub account: Option<String>,
     /// Effective at or after (a date means its start).
+    #[param(schema_with = crate::params::instant_schema)]
     pub from: Option<String>,
     /// Effective at or before (a date means its end).
+    #[param(schema_with = crate::params::instant_schema)]
     pub to: Option<String>,
 }
 
 /// Transfers, newest first, with filters.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/transfers", tag = "queries",
-    params(("ledger" = String, Path, description = "Ledger id"), TransferListParams,
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::LedgerPath, TransferListParams,
+           crate::extract::MinVersionHeader),
     responses(
         (status = 200, description = "A page of transfers", body = TransferList, headers(("ETag" = String), ("Tally-Version" = i64))),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),
@@ -120,9 +126,8 @@ pub async fn list_transfers(
 
 /// One transfer and its lifecycle.
 #[utoipa::path(get, path = "/v1/ledgers/{ledger}/transfers/{id}", tag = "queries",
-    params(("ledger" = String, Path, description = "Ledger id"),
-           ("id" = Uuid, Path, description = "Transfer id"),
-           ("Tally-Min-Version" = Option<i64>, Header, description = "Wait until the read model has reached this ledger version")),
+    params(tally_server::openapi::TransferPath,
+           crate::extract::MinVersionHeader),
     responses(
         (status = 200, description = "The transfer", body = TransferView, headers(("ETag" = String), ("Tally-Version" = i64))),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),

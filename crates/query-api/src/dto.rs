@@ -71,6 +71,15 @@ pub struct AccountList {
     pub next_cursor: Option<String>,
 }
 
+/// The answer of `GET /v1/ledgers/{ledger}/accounts/{code}`: the account with its current balances, or
+/// (with `as_of` or `known_at`) its balance at that instant.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AccountOrBalance {
+    Current(AccountView),
+    AsOf(BalanceAsOf),
+}
+
 /// An account's posted balance at a business instant, as the ledger knew it at a version.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BalanceAsOf {

@@ -45,6 +45,7 @@ use crate::routes::{accounts, audit, ledgers, live, reports, transfers};
         dto::Balances,
         dto::AccountLimitsView,
         dto::AccountView,
+        dto::AccountOrBalance,
         dto::AccountList,
         dto::BalanceAsOf,
         dto::EntryView,

@@ -147,3 +147,14 @@ pub async fn all(pool: PgPool) -> anyhow::Result<()> {
     let _ = projector.await;
     served
 }
+
+#[cfg(test)]
+mod tests {
+    /// The document is the contract the web UI's client is generated from: any change to it shows in
+    /// review as a change of this snapshot (`cargo insta review` accepts an intended one).
+    #[test]
+    fn the_openapi_document_is_the_committed_contract() {
+        let document = serde_json::to_value(super::public_document()).expect("the document serialises");
+        insta::assert_json_snapshot!("openapi", document);
+    }
+}

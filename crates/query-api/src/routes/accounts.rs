@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::IntoParams;
 
 use crate::cache::{Answer, Freshness};
-use crate::dto::{AccountList, AccountView, BalanceAsOf, Statement};
+use crate::dto::{AccountList, BalanceAsOf, Statement};
 use crate::error::QueryError;
 use crate::export;
 use crate::extract::{ApiQuery, Format};
@@ -112,7 +112,7 @@ pub struct BalanceParams {
     params(tally_server::openapi::AccountPath, BalanceParams,
            crate::extract::MinVersionHeader),
     responses(
-        (status = 200, description = "The account (current) or its balance as of / known at", content((AccountView = "application/json"), (BalanceAsOf = "application/json")), headers(("ETag" = String), ("Tally-Version" = i64), ("Cache-Control" = String))),
+        (status = 200, description = "The account (current) or its balance as of / known at", body = crate::dto::AccountOrBalance, headers(("ETag" = String), ("Tally-Version" = i64), ("Cache-Control" = String))),
         (status = 304, description = "Unchanged since the `If-None-Match` version"),
         (status = 400, description = "`invalid-parameter`", body = tally_server::ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`ledger-not-found`, `unknown-account`", body = tally_server::ProblemBody, content_type = "application/problem+json"),

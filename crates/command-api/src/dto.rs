@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tally_domain::limits;
 use tally_domain::{
     AccountBalance, AccountCode, AccountStatus, AccountType, Amount, Currency, CurrencyCode,
     DomainError, LedgerId, LegSpec, Limits, Metadata, PendingSpec, PostPending, ReasonCode,
     ReversalSpec, Side, TransferId, TransferOutcome, TransferSpec, TransferStatus,
 };
-use tally_domain::limits;
 use utoipa::ToSchema;
 use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};

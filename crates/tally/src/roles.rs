@@ -154,7 +154,8 @@ mod tests {
     /// review as a change of this snapshot (`cargo insta review` accepts an intended one).
     #[test]
     fn the_openapi_document_is_the_committed_contract() {
-        let document = serde_json::to_value(super::public_document()).expect("the document serialises");
+        let document =
+            serde_json::to_value(super::public_document()).expect("the document serialises");
         insta::assert_json_snapshot!("openapi", document);
     }
 }

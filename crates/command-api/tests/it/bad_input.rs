@@ -303,3 +303,38 @@ async fn account_requests_are_validated_field_by_field(pool: PgPool) {
     }
     assert_eq!(app.version("main").await, before);
 }
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_string_holding_nul_is_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.main_ledger().await;
+    let mut body = transfer(Uuid::now_v7(), "assets:cash", "expenses:food", "1");
+    body["description"] = json!("before\u{0}after");
+    let problem = refused(&app, body, 422, "invalid-body").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("NUL")),
+        "{problem}"
+    );
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
+async fn a_null_member_of_a_patch_is_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.main_ledger().await;
+    let before = app.version("main").await;
+    for member in ["status", "limits", "metadata"] {
+        let response = app
+            .patch(
+                "/v1/ledgers/main/accounts/assets:cash",
+                json!({ member: null }),
+            )
+            .await;
+        let problem = problem(response, 422, "invalid-body").await;
+        assert_eq!(problem["field"], member, "{problem}");
+    }
+    assert_eq!(app.version("main").await, before);
+    app.stop().await;
+}

@@ -120,8 +120,8 @@ async fn bad_queries_answer_problems(pool: PgPool) {
         ),
         (
             "/v1/ledgers/main/accounts/assets:cash?known_at=999999".into(),
-            400,
-            "invalid-parameter",
+            409,
+            "version-beyond-head",
             Some("known_at"),
         ),
         (

@@ -93,8 +93,8 @@ async fn answers_revalidate_by_version_and_new_events_invalidate_them(pool: PgPo
 }
 
 #[sqlx::test(migrator = "tally_eventstore::MIGRATOR")]
-async fn a_version_the_read_model_does_not_reach_in_time_answers_503(pool: PgPool) {
-    // Long enough for the pipeline to project a new ledger even on a loaded machine.
+async fn a_version_beyond_the_ledgers_head_answers_409_at_once(pool: PgPool) {
+    // A server that waited instead would answer 503 not-yet-projected after this wait.
     let stack = Stack::start_with(pool, |config| {
         config.min_version_wait = Duration::from_secs(5);
     })
@@ -103,18 +103,17 @@ async fn a_version_the_read_model_does_not_reach_in_time_answers_503(pool: PgPoo
     let answer = stack
         .read("/v1/ledgers/main/accounts/assets:cash", v + 1_000_000)
         .await;
-    assert_eq!(answer.status, 503, "{}", answer.text);
-    assert_eq!(answer.problem_type(), "not-yet-projected");
-    assert_eq!(answer.header("retry-after"), Some("1"));
+    assert_eq!(answer.status, 409, "{}", answer.text);
+    assert_eq!(answer.problem_type(), "version-beyond-head");
+    assert_eq!(answer.body["field"], "Tally-Min-Version");
+    assert_eq!(answer.body["head"], v);
     assert_eq!(answer.header("content-type"), Some(crate::support::PROBLEM));
-    // A ledger not created yet is waited for too, then answered.
-    let waiting = stack.read("/v1/ledgers/later", 1);
-    let create = async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        stack.ledger("later").await
-    };
-    let (answer, version) = tokio::join!(waiting, create);
-    assert_eq!(version, 1);
+    // No command has created this ledger, so no token of it exists: 404 at once, not a wait.
+    let answer = stack.read("/v1/ledgers/later", 1).await;
+    assert_eq!(answer.status, 404, "{}", answer.text);
+    assert_eq!(answer.problem_type(), "ledger-not-found");
+    // A version the ledger has reached is still waited for and answered.
+    let answer = stack.read("/v1/ledgers/main/accounts/assets:cash", v).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     stack.stop().await;
 }

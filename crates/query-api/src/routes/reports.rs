@@ -76,6 +76,20 @@ fn as_of_request(
     })
 }
 
+/// Answers a report as of an instant (or of everything posted), `kind` naming which report.
+async fn as_of_report(
+    state: &QueryState,
+    ledger: &str,
+    params: &AsOfParams,
+    headers: &HeaderMap,
+    uri: &Uri,
+    kind: impl FnOnce(Option<DateTime<Utc>>) -> Kind,
+) -> Result<Response, QueryError> {
+    let request = as_of_request(ledger, params, headers)?;
+    let kind = kind(request.as_of);
+    answer(state, &request, &kind, uri, headers, request.as_of).await
+}
+
 fn money(value: i128) -> String {
     value.to_string()
 }
@@ -591,11 +605,8 @@ pub async fn trial_balance(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, QueryError> {
-    let request = as_of_request(&ledger, &params, &headers)?;
-    let kind = Kind::TrialBalance {
-        as_of: request.as_of,
-    };
-    answer(&state, &request, &kind, &uri, &headers, request.as_of).await
+    let kind = |as_of| Kind::TrialBalance { as_of };
+    as_of_report(&state, &ledger, &params, &headers, &uri, kind).await
 }
 
 /// Assets, liabilities and equity (with current earnings) as of an instant, per currency.
@@ -616,11 +627,8 @@ pub async fn balance_sheet(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, QueryError> {
-    let request = as_of_request(&ledger, &params, &headers)?;
-    let kind = Kind::BalanceSheet {
-        as_of: request.as_of,
-    };
-    answer(&state, &request, &kind, &uri, &headers, request.as_of).await
+    let kind = |as_of| Kind::BalanceSheet { as_of };
+    as_of_report(&state, &ledger, &params, &headers, &uri, kind).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -71,27 +71,6 @@ fn with_field(problem: Problem) -> Problem {
     }
 }
 
-/// serde names the Rust type it expected ("expected struct NewTransfer"); the client needs the kind of
-/// value, not our type's name, so the name after `struct` or `enum` is dropped.
-pub(crate) fn without_type_names(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some((start, keyword_len)) = ["struct ", "enum "]
-        .iter()
-        .filter_map(|keyword| rest.find(keyword).map(|at| (at, keyword.len())))
-        .min()
-    {
-        let after = &rest[start + keyword_len..];
-        let name_len = after
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        out.push_str(&rest[..start + keyword_len - 1]);
-        rest = &after[name_len..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,13 +83,5 @@ mod tests {
                 "legs[0].amount: invalid type: integer `5`, expected a string at line 1 column 9",
             );
         assert_eq!(with_field(problem).extensions["field"], "legs[0].amount");
-    }
-
-    #[test]
-    fn type_names_are_dropped() {
-        assert_eq!(
-            without_type_names("invalid type: string \"x\", expected struct NewTransfer"),
-            "invalid type: string \"x\", expected struct"
-        );
     }
 }

@@ -26,24 +26,6 @@ impl CanonicalJson {
         to_canonical_string(value).map(Self)
     }
 
-    /// The canonical text of the field `name` of `value`'s JSON object, or `None` if it has no such
-    /// field: an adjacently tagged enum's content without its tag, for example.
-    pub fn field_of<T: Serialize + ?Sized>(
-        value: &T,
-        name: &str,
-    ) -> Result<Option<Self>, serde_json::Error> {
-        match write_direct(value)? {
-            Some((text, top)) => Ok(top
-                .iter()
-                .find(|e| raw_key(&text[e.start..e.key_end]) == name.as_bytes())
-                // The value follows the key's `:`.
-                .and_then(|e| text.get(e.key_end + 1..e.end))
-                .and_then(|value| std::str::from_utf8(value).ok())
-                .map(|value| Self(value.to_owned()))),
-            None => Ok(serde_json::to_value(value)?.get(name).map(Self::from_value)),
-        }
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -102,21 +84,16 @@ pub fn canonical_json(value: &Value) -> String {
 /// the `Value` path, so the result is always that text.
 pub fn to_canonical_string<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
     match write_direct(value)? {
-        Some((text, _)) => {
+        Some(text) => {
             String::from_utf8(text).map_err(|_| unsupported("the canonical text is not UTF-8"))
         }
         None => Ok(canonical_json(&serde_json::to_value(value)?)),
     }
 }
 
-/// Canonical text with the entries of its outermost object (none if it is not an object).
-type Written = (Vec<u8>, Vec<Entry>);
-
-/// The canonical text written directly, with the entries of its outermost object (if it is one); `None`
-/// when the value needs the `Value` path.
-fn write_direct<T: Serialize + ?Sized>(value: &T) -> Result<Option<Written>, serde_json::Error> {
+/// The canonical text written directly; `None` when the value needs the `Value` path.
+fn write_direct<T: Serialize + ?Sized>(value: &T) -> Result<Option<Vec<u8>>, serde_json::Error> {
     let mut out = Vec::with_capacity(256);
-    let mut top = Vec::new();
     let written = {
         let formatter = Canonical {
             out: &mut out,
@@ -124,13 +101,12 @@ fn write_direct<T: Serialize + ?Sized>(value: &T) -> Result<Option<Written>, ser
             entries: Vec::new(),
             scratch: Vec::new(),
             in_key: false,
-            top: &mut top,
         };
         let mut serializer = serde_json::Serializer::with_formatter(io::sink(), formatter);
         value.serialize(&mut serializer)
     };
     match written {
-        Ok(()) => Ok(Some((out, top))),
+        Ok(()) => Ok(Some(out)),
         // The sink never fails: an I/O error is the formatter asking for the `Value` path.
         Err(e) if e.is_io() => Ok(None),
         Err(e) => Err(e),
@@ -157,8 +133,6 @@ struct Canonical<'a> {
     scratch: Vec<u8>,
     /// Between the start and the end of an object key.
     in_key: bool,
-    /// The entries of the outermost object, in their final order and place.
-    top: &'a mut Vec<Entry>,
 }
 
 struct Frame {
@@ -198,6 +172,32 @@ impl Canonical<'_> {
         value.write(self.out);
         Ok(())
     }
+
+    /// Rewrites the entries of the object that `frame` opened in key order, unless they are already.
+    fn put_in_key_order(&mut self, frame: &Frame) -> io::Result<()> {
+        let entries = &mut self.entries[frame.entries_from..];
+        if in_key_order(self.out, entries) {
+            return Ok(());
+        }
+        let out = &*self.out;
+        entries.sort_by(|a, b| {
+            raw_key(&out[a.start..a.key_end]).cmp(&raw_key(&out[b.start..b.key_end]))
+        });
+        if !in_key_order(self.out, entries) {
+            // Equal keys: a Value keeps the last of them; leave that to it.
+            return Err(fallback());
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.out[frame.start..]);
+        self.out.truncate(frame.start);
+        for (i, entry) in entries.iter().enumerate() {
+            separate(self.out, i == 0);
+            self.out.extend_from_slice(
+                &self.scratch[entry.start - frame.start..entry.end - frame.start],
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Integers as plain decimal text, without going through `format!`.
@@ -232,11 +232,27 @@ macro_rules! integer_writers {
     };
 }
 
+/// `Formatter` methods that write a fixed text, the same in canonical form as in any other.
+macro_rules! fixed_writers {
+    ($($name:ident: $text:expr),* $(,)?) => {
+        $(
+            fn $name<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
+                self.out.extend_from_slice($text);
+                Ok(())
+            }
+        )*
+    };
+}
+
 impl Formatter for Canonical<'_> {
-    fn write_null<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.out.extend_from_slice(b"null");
-        Ok(())
-    }
+    fixed_writers!(
+        write_null: b"null",
+        begin_string: b"\"",
+        end_string: b"\"",
+        begin_array: b"[",
+        end_array: b"]",
+        begin_object_value: b":",
+    );
 
     fn write_bool<W: ?Sized + io::Write>(&mut self, _: &mut W, value: bool) -> io::Result<()> {
         self.out
@@ -283,16 +299,6 @@ impl Formatter for Canonical<'_> {
 
     fn write_number_str<W: ?Sized + io::Write>(&mut self, _: &mut W, _: &str) -> io::Result<()> {
         Err(fallback())
-    }
-
-    fn begin_string<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.out.push(b'"');
-        Ok(())
-    }
-
-    fn end_string<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.out.push(b'"');
-        Ok(())
     }
 
     fn write_string_fragment<W: ?Sized + io::Write>(
@@ -348,21 +354,9 @@ impl Formatter for Canonical<'_> {
     ) -> io::Result<()> {
         self.out.push(b'[');
         for (i, byte) in value.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
+            separate(self.out, i == 0);
             itoa_like::Integer::write(*byte, self.out);
         }
-        self.out.push(b']');
-        Ok(())
-    }
-
-    fn begin_array<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.out.push(b'[');
-        Ok(())
-    }
-
-    fn end_array<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
         self.out.push(b']');
         Ok(())
     }
@@ -372,9 +366,7 @@ impl Formatter for Canonical<'_> {
         _: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if !first {
-            self.out.push(b',');
-        }
+        separate(self.out, first);
         Ok(())
     }
 
@@ -395,38 +387,7 @@ impl Formatter for Canonical<'_> {
 
     fn end_object<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
         let frame = self.frames.pop().ok_or_else(fallback)?;
-        let entries = &mut self.entries[frame.entries_from..];
-        if !in_key_order(self.out, entries) {
-            let out = &*self.out;
-            entries.sort_by(|a, b| {
-                raw_key(&out[a.start..a.key_end]).cmp(&raw_key(&out[b.start..b.key_end]))
-            });
-            if !in_key_order(self.out, entries) {
-                // Equal keys: a Value keeps the last of them; leave that to it.
-                return Err(fallback());
-            }
-            self.scratch.clear();
-            self.scratch.extend_from_slice(&self.out[frame.start..]);
-            self.out.truncate(frame.start);
-            for (i, entry) in entries.iter_mut().enumerate() {
-                if i > 0 {
-                    self.out.push(b',');
-                }
-                let start = self.out.len();
-                self.out.extend_from_slice(
-                    &self.scratch[entry.start - frame.start..entry.end - frame.start],
-                );
-                *entry = Entry {
-                    start,
-                    key_end: start + (entry.key_end - entry.start),
-                    end: self.out.len(),
-                };
-            }
-        }
-        if self.frames.is_empty() {
-            self.top.clear();
-            self.top.extend_from_slice(entries);
-        }
+        self.put_in_key_order(&frame)?;
         self.entries.truncate(frame.entries_from);
         self.out.push(b'}');
         Ok(())
@@ -437,9 +398,7 @@ impl Formatter for Canonical<'_> {
         _: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if !first {
-            self.out.push(b',');
-        }
+        separate(self.out, first);
         let start = self.out.len();
         self.frame()?.key_start = start;
         self.in_key = true;
@@ -450,11 +409,6 @@ impl Formatter for Canonical<'_> {
         let end = self.out.len();
         self.frame()?.key_end = end;
         self.in_key = false;
-        Ok(())
-    }
-
-    fn begin_object_value<W: ?Sized + io::Write>(&mut self, _: &mut W) -> io::Result<()> {
-        self.out.push(b':');
         Ok(())
     }
 
@@ -472,6 +426,13 @@ impl Formatter for Canonical<'_> {
 
     fn write_raw_fragment<W: ?Sized + io::Write>(&mut self, _: &mut W, _: &str) -> io::Result<()> {
         Err(fallback())
+    }
+}
+
+/// The comma before every element of an array or entry of an object but the first.
+fn separate(out: &mut Vec<u8>, first: bool) {
+    if !first {
+        out.push(b',');
     }
 }
 
@@ -728,23 +689,5 @@ mod tests {
             [("1.5".to_owned(), 1.5)].into_iter().collect();
         let (direct, via_value) = both_ways(&float_keys);
         assert_eq!(direct, via_value);
-    }
-
-    #[test]
-    fn a_field_of_an_object_is_its_canonical_text() {
-        let value = json!({"type": "T", "data": {"b": 1, "a": [true]}});
-        let field = CanonicalJson::field_of(&value, "data").expect("serialises");
-        assert_eq!(
-            field.as_ref().map(CanonicalJson::as_str),
-            Some(r#"{"a":[true],"b":1}"#)
-        );
-        assert_eq!(
-            CanonicalJson::field_of(&value, "missing").expect("serialises"),
-            None
-        );
-        assert_eq!(
-            CanonicalJson::field_of(&json!([1]), "data").expect("serialises"),
-            None
-        );
     }
 }

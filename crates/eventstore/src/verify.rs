@@ -61,86 +61,123 @@ impl EventStore {
     pub async fn verify_stream(&self, stream_id: &str) -> Result<VerifyReport, StoreError> {
         let head = self.stream_head(stream_id).await?;
         let upper = head.as_ref().map_or(i64::MAX, |(version, _)| *version);
-
-        let mut prev_hash = GENESIS_HASH;
-        let mut last_version = 0;
+        let mut chain = Chain {
+            stream_id,
+            prev_hash: GENESIS_HASH,
+            last_version: 0,
+        };
         loop {
-            let page: Vec<StoredEvent> = sqlx::query_as(
-                "select version, event_id, event_type, schema_version, payload, metadata, recorded_at, \
-                        transfer_id, prev_hash, hash \
-                 from events where stream_id = $1 and version > $2 and version <= $3 \
-                 order by version limit $4",
-            )
-            .bind(stream_id)
-            .bind(last_version)
-            .bind(upper)
-            .bind(VERIFY_PAGE)
-            .fetch_all(self.pool())
-            .await?;
+            let page = self
+                .verify_page(stream_id, chain.last_version, upper)
+                .await?;
             let full_page = i64::try_from(page.len()).is_ok_and(|len| len == VERIFY_PAGE);
-
             for event in page {
-                if event.version != last_version + 1 {
-                    return Ok(VerifyReport::MissingEvent {
-                        expected_version: last_version + 1,
-                    });
+                if let Some(broken) = chain.follow(&event) {
+                    return Ok(broken);
                 }
-                let payload = canonical_json(&event.payload);
-                let metadata = canonical_json(&event.metadata);
-                let recomputed = event_hash(
-                    &prev_hash,
-                    &EventFields {
-                        stream_id,
-                        version: event.version,
-                        event_id: event.event_id,
-                        event_type: &event.event_type,
-                        schema_version: event.schema_version,
-                        payload: &payload,
-                        metadata: &metadata,
-                        recorded_at: event.recorded_at,
-                        transfer_id: event.transfer_id,
-                    },
-                );
-                if event.prev_hash != prev_hash || event.hash != recomputed {
-                    return Ok(VerifyReport::TamperedEvent {
-                        version: event.version,
-                    });
-                }
-                prev_hash = recomputed;
-                last_version = event.version;
             }
-
             if !full_page {
                 break;
             }
         }
+        Ok(chain.against_head(head))
+    }
 
+    /// The next events of the stream after `after`, up to `upper`, at most [`VERIFY_PAGE`] of them.
+    async fn verify_page(
+        &self,
+        stream_id: &str,
+        after: i64,
+        upper: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(sqlx::query_as(
+            "select version, event_id, event_type, schema_version, payload, metadata, recorded_at, \
+                    transfer_id, prev_hash, hash \
+             from events where stream_id = $1 and version > $2 and version <= $3 \
+             order by version limit $4",
+        )
+        .bind(stream_id)
+        .bind(after)
+        .bind(upper)
+        .bind(VERIFY_PAGE)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
+
+/// How far a stream's chain has been checked: the last event that chained correctly and its hash.
+struct Chain<'a> {
+    stream_id: &'a str,
+    prev_hash: [u8; 32],
+    last_version: i64,
+}
+
+impl Chain<'_> {
+    /// Checks that `event` follows on from the last one, moving on to it; or answers the break.
+    fn follow(&mut self, event: &StoredEvent) -> Option<VerifyReport> {
+        if event.version != self.last_version + 1 {
+            return Some(VerifyReport::MissingEvent {
+                expected_version: self.last_version + 1,
+            });
+        }
+        let recomputed = self.hash_of(event);
+        if event.prev_hash != self.prev_hash || event.hash != recomputed {
+            return Some(VerifyReport::TamperedEvent {
+                version: event.version,
+            });
+        }
+        self.prev_hash = recomputed;
+        self.last_version = event.version;
+        None
+    }
+
+    /// The hash `event` must have after the last checked one.
+    fn hash_of(&self, event: &StoredEvent) -> [u8; 32] {
+        let payload = canonical_json(&event.payload);
+        let metadata = canonical_json(&event.metadata);
+        event_hash(
+            &self.prev_hash,
+            &EventFields {
+                stream_id: self.stream_id,
+                version: event.version,
+                event_id: event.event_id,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &payload,
+                metadata: &metadata,
+                recorded_at: event.recorded_at,
+                transfer_id: event.transfer_id,
+            },
+        )
+    }
+
+    /// The report of a chain checked to its end, compared with the stream's head row.
+    fn against_head(self, head: Option<(i64, Vec<u8>)>) -> VerifyReport {
+        let last_version = self.last_version;
         match head {
-            None if last_version == 0 => Ok(VerifyReport::Intact {
+            None if last_version == 0 => VerifyReport::Intact {
                 version: 0,
                 head_hash: GENESIS_HASH,
-            }),
-            None => Ok(VerifyReport::HeadMismatch {
+            },
+            None => VerifyReport::HeadMismatch {
                 head_version: 0,
                 last_version,
-            }),
-            Some((head_version, _)) if head_version > last_version => {
-                Ok(VerifyReport::MissingEvent {
-                    expected_version: last_version + 1,
-                })
-            }
+            },
+            Some((head_version, _)) if head_version > last_version => VerifyReport::MissingEvent {
+                expected_version: last_version + 1,
+            },
             Some((head_version, head_hash))
-                if head_version != last_version || head_hash != prev_hash =>
+                if head_version != last_version || head_hash != self.prev_hash =>
             {
-                Ok(VerifyReport::HeadMismatch {
+                VerifyReport::HeadMismatch {
                     head_version,
                     last_version,
-                })
+                }
             }
-            Some(_) => Ok(VerifyReport::Intact {
+            Some(_) => VerifyReport::Intact {
                 version: last_version,
-                head_hash: prev_hash,
-            }),
+                head_hash: self.prev_hash,
+            },
         }
     }
 }

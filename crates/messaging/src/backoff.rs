@@ -33,6 +33,17 @@ impl Backoff {
     }
 }
 
+/// A long-running role that works in sessions: one connects, works until something fails (`Err`) or
+/// `shutdown` completes (`Ok`), and is followed by another after a failure ([`Reconnect::run`]).
+pub trait Sessions {
+    type Error: std::fmt::Display;
+
+    fn session<F: Future<Output = ()> + Send>(
+        &self,
+        shutdown: Pin<&mut F>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
 /// What a long-running role does between its sessions: log why the last one ended, count it, and wait
 /// the back-off before the next, so that the relay and the projector reconnect alike.
 pub struct Reconnect {
@@ -48,6 +59,20 @@ impl Reconnect {
             backoff: Backoff::new(max),
             role,
             counter,
+        }
+    }
+
+    /// Runs `role`'s sessions until one returns `Ok` (it saw `shutdown`) or `shutdown` comes during a
+    /// back-off, reconnecting after every failed session: the loop every long-running role shares.
+    pub async fn run<F>(mut self, role: &impl Sessions, shutdown: F)
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let mut shutdown = std::pin::pin!(shutdown);
+        while let Err(error) = role.session(shutdown.as_mut()).await {
+            if !self.after(error, shutdown.as_mut()).await {
+                return;
+            }
         }
     }
 

@@ -9,6 +9,6 @@ mod relay;
 pub mod test_support;
 
 pub use amqp::{AmqpConfig, Session, connect, declare_events_exchange};
-pub use backoff::{Backoff, Reconnect};
+pub use backoff::{Backoff, Reconnect, Sessions};
 pub use message::{EventBatch, PublishedEvent, ReceivedBatch, ReceivedEvent, routing_key};
 pub use relay::{Relay, RelayConfig, RelayError};

@@ -3,7 +3,7 @@
 //! (a PostgreSQL advisory lock); others wait as standbys.
 
 use crate::amqp::{AmqpConfig, connect, declare_events_exchange};
-use crate::backoff::Reconnect;
+use crate::backoff::{Reconnect, Sessions};
 use crate::message::{EventBatch, routing_key, runs};
 use futures_util::FutureExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -13,7 +13,7 @@ use lapin::{BasicProperties, Channel};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tally_eventstore::{EventStore, StoreError};
 use tokio::sync::mpsc;
@@ -77,23 +77,19 @@ impl Relay {
     /// Runs until `shutdown` completes, reconnecting with back-off after any failure of PostgreSQL or
     /// RabbitMQ. Whatever was published but not yet checkpointed is published again: consumers
     /// tolerate duplicates, never gaps.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let mut shutdown = pin!(shutdown);
-        let mut reconnect = Reconnect::new(
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        Reconnect::new(
             "relay",
             "tally_relay_reconnects_total",
             self.config.max_backoff,
-        );
-        while let Err(error) = self.session(shutdown.as_mut()).await {
-            if !reconnect.after(error, shutdown.as_mut()).await {
-                return;
-            }
-        }
+        )
+        .run(&self, shutdown)
+        .await;
     }
 
     /// One session: wait for the lock, connect, publish until something fails (an error) or `shutdown`
     /// completes (`Ok`, after the page in flight is confirmed and checkpointed).
-    async fn session(
+    async fn serve_session(
         &self,
         mut shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), RelayError> {
@@ -311,4 +307,15 @@ struct PublishedPage {
     events: usize,
     messages: usize,
     confirms: Vec<PublisherConfirm>,
+}
+
+impl Sessions for Relay {
+    type Error = RelayError;
+
+    fn session<F: Future<Output = ()> + Send>(
+        &self,
+        shutdown: Pin<&mut F>,
+    ) -> impl Future<Output = Result<(), RelayError>> + Send {
+        self.serve_session(shutdown)
+    }
 }

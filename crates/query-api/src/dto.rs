@@ -76,7 +76,7 @@ pub struct AccountList {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum AccountOrBalance {
-    Current(AccountView),
+    Current(Box<AccountView>),
     AsOf(BalanceAsOf),
 }
 

@@ -3,13 +3,15 @@
 //! without acknowledgement: the read model's checkpoints remain the truth ([`crate::versions`]).
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use tally_messaging::{AmqpConfig, ReceivedBatch, Reconnect, connect, declare_events_exchange};
+use tally_messaging::{
+    AmqpConfig, ReceivedBatch, Reconnect, Sessions, connect, declare_events_exchange,
+};
 
 use crate::cache::AnswerCache;
 use crate::versions::Versions;
@@ -23,23 +25,16 @@ pub struct Invalidation {
 
 impl Invalidation {
     /// Consumes until `shutdown`, reconnecting with back-off; the cache is bypassed while disconnected.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let mut shutdown = pin!(shutdown);
-        let mut reconnect = Reconnect::new(
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let reconnect = Reconnect::new(
             "cache invalidation",
             "tally_query_invalidation_reconnects_total",
             self.max_backoff,
         );
-        while let Err(error) = self.session(shutdown.as_mut()).await {
-            self.cache.set_live(false);
-            if !reconnect.after(error, shutdown.as_mut()).await {
-                break;
-            }
-        }
-        self.cache.set_live(false);
+        reconnect.run(&self, shutdown).await;
     }
 
-    async fn session(
+    async fn serve_session(
         &self,
         mut shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), lapin::Error> {
@@ -98,5 +93,19 @@ impl Invalidation {
                 }
             }
         }
+    }
+}
+
+impl Sessions for Invalidation {
+    type Error = lapin::Error;
+
+    async fn session<F: Future<Output = ()> + Send>(
+        &self,
+        shutdown: Pin<&mut F>,
+    ) -> Result<(), lapin::Error> {
+        let ended = self.serve_session(shutdown).await;
+        // Nothing is served from the cache until a new session is consuming again.
+        self.cache.set_live(false);
+        ended
     }
 }

@@ -9,6 +9,7 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFo
 use utoipa::openapi::{RefOr, Schema};
 
 use crate::error::QueryError;
+use crate::read::EntryPosition;
 
 /// Page sizes: enough for a screen or a report page; bigger reads go through the CSV/NDJSON exports.
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -119,6 +120,21 @@ pub fn end_instant(field: &str, raw: &str) -> Result<DateTime<Utc>, QueryError> 
     instant(field, raw)
 }
 
+/// [`known_at`] of an optional parameter.
+pub fn optional_known_at(raw: Option<&str>) -> Result<Option<KnownAt>, QueryError> {
+    raw.map(known_at).transpose()
+}
+
+/// [`start_instant`] of an optional parameter.
+pub fn optional_start(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, QueryError> {
+    raw.map(|raw| start_instant(field, raw)).transpose()
+}
+
+/// [`end_instant`] of an optional parameter.
+pub fn optional_end(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, QueryError> {
+    raw.map(|raw| end_instant(field, raw)).transpose()
+}
+
 /// An instant where a day means its start (`from=2026-03-01` includes all of 1 March).
 pub fn start_instant(field: &str, raw: &str) -> Result<DateTime<Utc>, QueryError> {
     if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
@@ -185,7 +201,31 @@ pub enum Cursor {
     Transfer(i64),
 }
 
+impl From<EntryPosition> for Cursor {
+    fn from(position: EntryPosition) -> Self {
+        Cursor::Entry {
+            effective_at: position.effective_at,
+            version: position.version,
+            leg: position.leg,
+        }
+    }
+}
+
 impl Cursor {
+    /// The cursor of the page after `items`: after its last item, if the page is full (a shorter page
+    /// is the last one).
+    pub fn after_page<T>(
+        items: &[T],
+        limit: i64,
+        cursor: impl FnOnce(&T) -> Cursor,
+    ) -> Option<String> {
+        let full = i64::try_from(items.len()).is_ok_and(|len| len == limit);
+        items
+            .last()
+            .filter(|_| full)
+            .map(|item| cursor(item).encode())
+    }
+
     pub fn encode(&self) -> String {
         let text = match self {
             Cursor::Entry {
@@ -224,14 +264,18 @@ fn bad_cursor() -> QueryError {
     )
 }
 
-pub fn entry_cursor(raw: Option<&str>) -> Result<Option<(DateTime<Utc>, i64, i32)>, QueryError> {
+pub fn entry_cursor(raw: Option<&str>) -> Result<Option<EntryPosition>, QueryError> {
     match raw.map(Cursor::decode) {
         None => Ok(None),
         Some(Some(Cursor::Entry {
             effective_at,
             version,
             leg,
-        })) => Ok(Some((effective_at, version, leg))),
+        })) => Ok(Some(EntryPosition {
+            effective_at,
+            version,
+            leg,
+        })),
         Some(_) => Err(bad_cursor()),
     }
 }
@@ -275,7 +319,11 @@ mod tests {
         };
         assert_eq!(
             entry_cursor(Some(&entry.encode())).expect("valid"),
-            Some((at, 7, 1))
+            Some(EntryPosition {
+                effective_at: at,
+                version: 7,
+                leg: 1
+            })
         );
         assert!(transfer_cursor(Some(&entry.encode())).is_err());
         assert!(entry_cursor(Some("not base64!")).is_err());

@@ -17,18 +17,18 @@ use crate::error::QueryError;
 use crate::params::KnownAt;
 
 /// A consistent view of the read models for the length of one answer. The isolation level is part of
-/// the `begin` itself: a separate `set transaction` was one more round trip for every answer.
+/// the `begin` itself, so that no separate `set transaction` adds a round trip to every answer.
 pub async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, QueryError> {
     Ok(pool
         .begin_with("begin isolation level repeatable read, read only")
         .await?)
 }
 
-/// [`snapshot`] for statement pages, whose entries query then runs on its generic plan: a custom plan,
-/// which PostgreSQL keeps choosing for it, is planned again on every execution (a fifth of a page's
-/// database time), while the generic plan, once parallel workers are off, is the same index walk
-/// (a generic plan cannot see `limit`, so it would otherwise start workers to read a tenth of the
-/// account). Both settings end with the transaction and ride on the `begin`'s round trip.
+/// [`snapshot`] for statement pages, whose entries query then runs on its generic plan, because the
+/// custom plan PostgreSQL keeps choosing for it is planned again on every execution, while the generic
+/// plan with parallel workers off is the same index walk (a generic plan cannot see `limit`, so it would
+/// otherwise start workers as if to read the whole account). Both settings end with the transaction and
+/// ride on the `begin`'s round trip.
 pub async fn statement_snapshot(
     pool: &PgPool,
 ) -> Result<Transaction<'static, Postgres>, QueryError> {
@@ -278,7 +278,38 @@ pub async fn accounts(
 #[derive(Debug, Clone, Copy)]
 pub enum Point {
     AsOf(Option<DateTime<Utc>>),
-    Before(DateTime<Utc>, i64, i32),
+    Before(EntryPosition),
+}
+
+/// Where an entry stands in an account's statement, which sorts by these three in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryPosition {
+    pub effective_at: DateTime<Utc>,
+    pub version: i64,
+    pub leg: i32,
+}
+
+impl EntryPosition {
+    /// Before everything effective at `at`.
+    fn start_of(at: DateTime<Utc>) -> Self {
+        Self {
+            effective_at: at,
+            version: i64::MIN,
+            leg: i32::MIN,
+        }
+    }
+
+    /// The position just after this one: "before" it includes the entry here itself.
+    fn next(self) -> Self {
+        match self.leg.checked_add(1) {
+            Some(leg) => Self { leg, ..self },
+            None => Self {
+                version: self.version.saturating_add(1),
+                leg: i32::MIN,
+                ..self
+            },
+        }
+    }
 }
 
 /// The posted balance of an account on its normal side at `point`, counting only entries recorded at
@@ -294,7 +325,7 @@ pub async fn balance_at(
 ) -> Result<i128, QueryError> {
     let (at, version, leg, strict) = match point {
         Point::AsOf(at) => (at, i64::MAX, i32::MAX, false),
-        Point::Before(at, version, leg) => (Some(at), version, leg, true),
+        Point::Before(p) => (Some(p.effective_at), p.version, p.leg, true),
     };
     // As of an instant: the last entry with effective_at <= at (any version, any leg). Before a
     // position: the last entry whose (effective_at, version, leg) sorts before it.
@@ -322,32 +353,69 @@ pub async fn balance_at(
     .await?;
     amount(&row, "running")?
         .checked_sub(amount(&row, "unknown")?)
-        .ok_or_else(|| QueryError::Corrupt("balance out of range".into()))
+        .ok_or_else(balance_out_of_range)
 }
 
-/// A page of an account's statement in business-time order, after `cursor`, effective within
-/// `[from, to]`, recorded at or before `known`. Running balances come from the read model, or, for a
-/// `known` view, from the opening balance and the page's own rows.
-#[allow(clippy::too_many_arguments)]
+/// Which entries of one account a statement covers: effective within `[from, to]`, recorded at or
+/// before `known` (`None`: everything projected).
+#[derive(Debug, Clone)]
+pub struct StatementScope {
+    pub ledger: String,
+    pub code: String,
+    pub normal_side: String,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub known: Option<i64>,
+}
+
+/// A page of a statement: the balance before its first entry, and its entries.
+#[derive(Debug)]
+pub struct StatementPage {
+    pub opening: i128,
+    pub entries: Vec<EntryView>,
+}
+
+/// A page of an account's statement in business-time order, after `cursor`. Running balances come from
+/// the read model, or, for a `known` view, from the opening balance and the page's own rows.
 pub async fn entries(
     conn: &mut PgConnection,
-    ledger: &str,
-    code: &str,
-    normal_side: &str,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-    cursor: Option<(DateTime<Utc>, i64, i32)>,
-    known: Option<i64>,
+    scope: &StatementScope,
+    cursor: Option<EntryPosition>,
     limit: i64,
-) -> Result<(i128, Vec<EntryView>), QueryError> {
-    let start = match (cursor, from) {
-        (Some(c), _) => Some(c),
-        (None, Some(from)) => Some((from, i64::MIN, i32::MIN)),
-        (None, None) => None,
+) -> Result<StatementPage, QueryError> {
+    let rows = entry_rows(conn, scope, cursor, limit).await?;
+    let normal = side(&scope.normal_side)?;
+    let opening = match (rows.first(), scope.known) {
+        (Some(first), None) => amount(first, "balance_after")?
+            .checked_sub(signed_amount(first, normal)?)
+            .ok_or_else(balance_out_of_range)?,
+        _ => balance_before_page(conn, scope, cursor).await?,
     };
-    let (start_at, start_version, start_leg) =
-        start.map_or((None, i64::MIN, i32::MIN), |(at, v, l)| (Some(at), v, l));
-    let rows = sqlx::query(
+    let mut running = opening;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let balance_after = if scope.known.is_some() {
+            running = running
+                .checked_add(signed_amount(row, normal)?)
+                .ok_or_else(balance_out_of_range)?;
+            running
+        } else {
+            amount(row, "balance_after")?
+        };
+        entries.push(entry_view(row, balance_after)?);
+    }
+    Ok(StatementPage { opening, entries })
+}
+
+/// The rows of a statement page, in business-time order.
+async fn entry_rows(
+    conn: &mut PgConnection,
+    scope: &StatementScope,
+    cursor: Option<EntryPosition>,
+    limit: i64,
+) -> Result<Vec<PgRow>, QueryError> {
+    let start = cursor.or(scope.from.map(EntryPosition::start_of));
+    Ok(sqlx::query(
         "select e.effective_at, e.recorded_at, e.version, e.leg, e.transfer_id, e.side, \
                 e.amount::text as amount, e.balance_after::text as balance_after, \
                 e.description \
@@ -358,72 +426,68 @@ pub async fn entries(
            and e.version <= $7 \
          order by e.effective_at, e.version, e.leg limit $8",
     )
-    .bind(ledger)
-    .bind(code)
-    .bind(start_at)
-    .bind(start_version)
-    .bind(start_leg)
-    .bind(to)
-    .bind(known.unwrap_or(i64::MAX))
+    .bind(&scope.ledger)
+    .bind(&scope.code)
+    .bind(start.map(|p| p.effective_at))
+    .bind(start.map_or(i64::MIN, |p| p.version))
+    .bind(start.map_or(i32::MIN, |p| p.leg))
+    .bind(scope.to)
+    .bind(scope.known.unwrap_or(i64::MAX))
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?;
-    let normal = side(normal_side)?;
-    let signed = |row: &PgRow| -> Result<i128, QueryError> {
-        let a = amount(row, "amount")?;
-        let s: String = row.try_get("side")?;
-        Ok(if side(&s)? == normal { a } else { -a })
-    };
-    let opening = match (rows.first(), known) {
-        (Some(first), None) => amount(first, "balance_after")?
-            .checked_sub(signed(first)?)
-            .ok_or_else(|| QueryError::Corrupt("balance out of range".into()))?,
-        _ => {
-            // Before the page: everything up to and including the cursor's entry, or everything
-            // effective before `from`.
-            let point = match (cursor, from) {
-                (Some((at, version, leg)), _) => Some(next_point(at, version, leg)),
-                (None, Some(from)) => Some(Point::Before(from, i64::MIN, i32::MIN)),
-                (None, None) => None,
-            };
-            match point {
-                Some(point) => balance_at(conn, ledger, code, normal_side, point, known).await?,
-                None => 0,
-            }
-        }
-    };
-    let mut running = opening;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let balance_after = if known.is_some() {
-            running = running
-                .checked_add(signed(row)?)
-                .ok_or_else(|| QueryError::Corrupt("balance out of range".into()))?;
-            running
-        } else {
-            amount(row, "balance_after")?
-        };
-        out.push(EntryView {
-            effective_at: row.try_get("effective_at")?,
-            recorded_at: row.try_get("recorded_at")?,
-            version: row.try_get("version")?,
-            leg: row.try_get("leg")?,
-            transfer_id: row.try_get("transfer_id")?,
-            side: row.try_get("side")?,
-            amount: row.try_get("amount")?,
-            balance_after: balance_after.to_string(),
-            description: row.try_get("description")?,
-        });
-    }
-    Ok((opening, out))
+    .await?)
 }
 
-/// The position just after (at, version, leg): "before" it includes the entry at the cursor itself.
-fn next_point(at: DateTime<Utc>, version: i64, leg: i32) -> Point {
-    match leg.checked_add(1) {
-        Some(next) => Point::Before(at, version, next),
-        None => Point::Before(at, version.saturating_add(1), i32::MIN),
-    }
+/// The balance before a page: everything up to and including the cursor's entry, or everything
+/// effective before `from`, or nothing.
+async fn balance_before_page(
+    conn: &mut PgConnection,
+    scope: &StatementScope,
+    cursor: Option<EntryPosition>,
+) -> Result<i128, QueryError> {
+    let point = match (cursor, scope.from) {
+        (Some(cursor), _) => cursor.next(),
+        (None, Some(from)) => EntryPosition::start_of(from),
+        (None, None) => return Ok(0),
+    };
+    balance_at(
+        conn,
+        &scope.ledger,
+        &scope.code,
+        &scope.normal_side,
+        Point::Before(point),
+        scope.known,
+    )
+    .await
+}
+
+/// An entry's amount, positive on the account's normal side.
+fn signed_amount(row: &PgRow, normal: Side) -> Result<i128, QueryError> {
+    let amount = amount(row, "amount")?;
+    let entry_side: String = row.try_get("side")?;
+    Ok(if side(&entry_side)? == normal {
+        amount
+    } else {
+        -amount
+    })
+}
+
+fn entry_view(row: &PgRow, balance_after: i128) -> Result<EntryView, QueryError> {
+    Ok(EntryView {
+        effective_at: row.try_get("effective_at")?,
+        recorded_at: row.try_get("recorded_at")?,
+        version: row.try_get("version")?,
+        leg: row.try_get("leg")?,
+        transfer_id: row.try_get("transfer_id")?,
+        side: row.try_get("side")?,
+        amount: row.try_get("amount")?,
+        balance_after: balance_after.to_string(),
+        description: row.try_get("description")?,
+    })
+}
+
+fn balance_out_of_range() -> QueryError {
+    QueryError::Corrupt("balance out of range".into())
 }
 
 const TRANSFER_COLUMNS: &str = "transfer_id, status, legs, posted_amounts, effective_at, recorded_at, \

@@ -23,9 +23,9 @@ pub struct Settings {
     pub min_version_wait: Duration,
 }
 
-/// The query side's shared state, one reference count to clone: axum's `State` extractor clones it for
-/// every request, and cloning the parts (the pool, the moka cache's handles, the hub) one by one was a
-/// tenth of a cached read's CPU.
+/// The query side's shared state, one reference count to clone, because axum's `State` extractor clones
+/// it for every request and the parts (the pool, the moka cache's handles, the hub) are dearer to clone
+/// one by one.
 #[derive(Clone)]
 pub struct QueryState(Arc<StateParts>);
 

@@ -103,89 +103,17 @@ impl HttpConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let defaults = Self::default();
-
-        let bind = match get("TALLY_HTTP_ADDR") {
-            Some(value) => value.trim().parse::<SocketAddr>().map_err(|_| {
-                invalid(
-                    "TALLY_HTTP_ADDR",
-                    &value,
-                    "expected ip:port, e.g. 127.0.0.1:8443",
-                )
-            })?,
-            None => defaults.bind,
-        };
-
-        let insecure = match get("TALLY_INSECURE_HTTP") {
-            Some(value) => parse_flag(&value).ok_or_else(|| {
-                invalid(
-                    "TALLY_INSECURE_HTTP",
-                    &value,
-                    "expected 1, 0, true or false",
-                )
-            })?,
-            None => false,
-        };
-        let cert = get("TALLY_TLS_CERT");
-        let key = get("TALLY_TLS_KEY");
-        let tls = match (insecure, cert, key) {
-            (true, Some(_), _) => return Err(conflict("TALLY_INSECURE_HTTP", "TALLY_TLS_CERT")),
-            (true, None, Some(_)) => return Err(conflict("TALLY_INSECURE_HTTP", "TALLY_TLS_KEY")),
-            (true, None, None) => TlsConfig::PlainHttp,
-            (false, Some(cert), Some(key)) => TlsConfig::Files {
-                cert: PathBuf::from(cert),
-                key: PathBuf::from(key),
-            },
-            (false, Some(_), None) => {
-                return Err(ConfigError::Incomplete {
-                    set: "TALLY_TLS_CERT",
-                    missing: "TALLY_TLS_KEY",
-                });
-            }
-            (false, None, Some(_)) => {
-                return Err(ConfigError::Incomplete {
-                    set: "TALLY_TLS_KEY",
-                    missing: "TALLY_TLS_CERT",
-                });
-            }
-            (false, None, None) => TlsConfig::DevSelfSigned {
-                dir: get("TALLY_DEV_CERT_DIR")
-                    .map_or_else(|| DEFAULT_DEV_CERT_DIR.into(), PathBuf::from),
-            },
-        };
-
-        let request_timeout = match get("TALLY_REQUEST_TIMEOUT_MS") {
-            Some(value) => Duration::from_millis(positive("TALLY_REQUEST_TIMEOUT_MS", &value)?),
-            None => defaults.request_timeout,
-        };
-        let body_limit = match get("TALLY_BODY_LIMIT_BYTES") {
-            Some(value) => {
-                usize::try_from(positive("TALLY_BODY_LIMIT_BYTES", &value)?).map_err(|_| {
-                    invalid(
-                        "TALLY_BODY_LIMIT_BYTES",
-                        &value,
-                        "too large for this platform",
-                    )
-                })?
-            }
-            None => defaults.body_limit,
-        };
-        let shutdown_grace = match get("TALLY_SHUTDOWN_GRACE_MS") {
-            Some(value) => Duration::from_millis(value.trim().parse::<u64>().map_err(|_| {
-                invalid(
-                    "TALLY_SHUTDOWN_GRACE_MS",
-                    &value,
-                    "expected a whole number of milliseconds",
-                )
-            })?),
-            None => defaults.shutdown_grace,
-        };
-
         Ok(Self {
-            bind,
-            tls,
-            request_timeout,
-            body_limit,
-            shutdown_grace,
+            bind: get("TALLY_HTTP_ADDR").map_or(Ok(defaults.bind), |value| bind(&value))?,
+            tls: tls(&get)?,
+            request_timeout: get("TALLY_REQUEST_TIMEOUT_MS")
+                .map_or(Ok(defaults.request_timeout), |value| {
+                    request_timeout(&value)
+                })?,
+            body_limit: get("TALLY_BODY_LIMIT_BYTES")
+                .map_or(Ok(defaults.body_limit), |value| body_limit(&value))?,
+            shutdown_grace: get("TALLY_SHUTDOWN_GRACE_MS")
+                .map_or(Ok(defaults.shutdown_grace), |value| shutdown_grace(&value))?,
         })
     }
 
@@ -196,6 +124,77 @@ impl HttpConfig {
             body_limit: self.body_limit,
         }
     }
+}
+
+fn bind(value: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse::<SocketAddr>().map_err(|_| {
+        invalid(
+            "TALLY_HTTP_ADDR",
+            value,
+            "expected ip:port, e.g. 127.0.0.1:8443",
+        )
+    })
+}
+
+/// The certificate source from `TALLY_INSECURE_HTTP`, `TALLY_TLS_CERT`, `TALLY_TLS_KEY` and
+/// `TALLY_DEV_CERT_DIR`: files need both halves, and plain HTTP excludes either.
+fn tls(get: &impl Fn(&str) -> Option<String>) -> Result<TlsConfig, ConfigError> {
+    let insecure = match get("TALLY_INSECURE_HTTP") {
+        Some(value) => parse_flag(&value).ok_or_else(|| {
+            invalid(
+                "TALLY_INSECURE_HTTP",
+                &value,
+                "expected 1, 0, true or false",
+            )
+        })?,
+        None => false,
+    };
+    match (insecure, get("TALLY_TLS_CERT"), get("TALLY_TLS_KEY")) {
+        (true, Some(_), _) => Err(conflict("TALLY_INSECURE_HTTP", "TALLY_TLS_CERT")),
+        (true, None, Some(_)) => Err(conflict("TALLY_INSECURE_HTTP", "TALLY_TLS_KEY")),
+        (true, None, None) => Ok(TlsConfig::PlainHttp),
+        (false, Some(cert), Some(key)) => Ok(TlsConfig::Files {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        }),
+        (false, Some(_), None) => Err(ConfigError::Incomplete {
+            set: "TALLY_TLS_CERT",
+            missing: "TALLY_TLS_KEY",
+        }),
+        (false, None, Some(_)) => Err(ConfigError::Incomplete {
+            set: "TALLY_TLS_KEY",
+            missing: "TALLY_TLS_CERT",
+        }),
+        (false, None, None) => Ok(TlsConfig::DevSelfSigned {
+            dir: get("TALLY_DEV_CERT_DIR")
+                .map_or_else(|| DEFAULT_DEV_CERT_DIR.into(), PathBuf::from),
+        }),
+    }
+}
+
+fn request_timeout(value: &str) -> Result<Duration, ConfigError> {
+    positive("TALLY_REQUEST_TIMEOUT_MS", value).map(Duration::from_millis)
+}
+
+fn body_limit(value: &str) -> Result<usize, ConfigError> {
+    usize::try_from(positive("TALLY_BODY_LIMIT_BYTES", value)?).map_err(|_| {
+        invalid(
+            "TALLY_BODY_LIMIT_BYTES",
+            value,
+            "too large for this platform",
+        )
+    })
+}
+
+fn shutdown_grace(value: &str) -> Result<Duration, ConfigError> {
+    let millis = value.trim().parse::<u64>().map_err(|_| {
+        invalid(
+            "TALLY_SHUTDOWN_GRACE_MS",
+            value,
+            "expected a whole number of milliseconds",
+        )
+    })?;
+    Ok(Duration::from_millis(millis))
 }
 
 fn invalid(var: &'static str, value: &str, reason: &'static str) -> ConfigError {

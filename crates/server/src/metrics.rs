@@ -116,9 +116,10 @@ struct Series {
 }
 
 thread_local! {
-    /// The request series each worker thread has recorded into, by route. Finding a series by its labels
-    /// in the registry cost three allocations and a hash of every label per request; the handles stay
-    /// valid for the process (one global recorder), and threads share nothing, so nothing is locked.
+    /// The request series each worker thread has recorded into, by route, because finding a series by
+    /// its labels in the registry costs three allocations and a hash of every label per request; the
+    /// handles stay valid for the process (one global recorder), and threads share nothing, so nothing
+    /// is locked.
     /// Routes are the router's templates (or [`crate::layers::UNMATCHED_ROUTE`]), so the table is bounded.
     static SERIES: RefCell<HashMap<Box<str>, Vec<Series>>> = RefCell::new(HashMap::new());
 }

@@ -48,9 +48,9 @@ impl RequestId {
 
     /// A fresh id: a UUID v7, so ids sort by time in logs.
     ///
-    /// Its random bits come from a per-thread generator rather than the operating system: an id must be
-    /// unique, not unguessable, and the `uuid` crate's own v7 takes a process-wide lock and a `getrandom`
-    /// system call for each one, which showed in the profile of cached reads.
+    /// Its random bits come from a per-thread generator rather than the operating system, because an id
+    /// must be unique, not unguessable, and the `uuid` crate's own v7 takes a process-wide lock and a
+    /// `getrandom` system call for each one.
     pub fn generate() -> Self {
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)

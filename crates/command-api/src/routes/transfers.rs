@@ -9,11 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
-use tally_domain::{CommandKind, DomainError, LedgerId};
-use tally_eventstore::EventStore;
+use tally_domain::{CommandKind, DomainError, LedgerId, TransferSpec};
+use tally_eventstore::{EventMetadata, EventStore};
 use tally_server::Problem;
-use tally_server::problem::types as server_types;
-use tally_writer::{Accepted, Submission};
+use tally_server::json;
+use tally_writer::{Accepted, ItemResult, Submission};
 use uuid::Uuid;
 
 use super::{REPLAY_HEADER, answer, submit};
@@ -97,67 +97,13 @@ pub async fn create_batch(
             got: count,
         });
     }
-
     // Each item is parsed on its own, so one malformed item is rejected alone.
-    let parsed: Vec<Result<tally_domain::TransferSpec, Box<Problem>>> =
+    let parsed: Vec<Refusable<TransferSpec>> =
         body.transfers.iter().map(|item| parse_item(item)).collect();
-
-    let mut results: Vec<Result<Accepted, Box<Problem>>> = Vec::with_capacity(count);
-    let first_invalid = parsed.iter().position(Result::is_err);
-    match (body.atomic, first_invalid) {
-        (true, Some(failed_index)) => {
-            // Nothing is submitted: the refused item keeps its own problem, the others are aborted.
-            for (index, item) in parsed.into_iter().enumerate() {
-                results.push(Err(match item {
-                    Err(problem) if index == failed_index => problem,
-                    _ => Box::new(domain_problem(&DomainError::BatchAborted { failed_index })),
-                }));
-            }
-        }
-        _ => {
-            let mut slots = Vec::with_capacity(count);
-            let mut submissions = Vec::with_capacity(count);
-            for item in parsed {
-                match item {
-                    Ok(spec) => {
-                        slots.push(None);
-                        submissions.push(Submission {
-                            kind: CommandKind::RecordTransfer(spec),
-                            metadata: metadata.clone(),
-                        });
-                    }
-                    Err(problem) => slots.push(Some(problem)),
-                }
-            }
-            let mut answers = if submissions.is_empty() {
-                Vec::new()
-            } else {
-                state
-                    .writers
-                    .submit_batch(&ledger, submissions, body.atomic)
-                    .await?
-            }
-            .into_iter();
-            for slot in slots {
-                results.push(match slot {
-                    Some(problem) => Err(problem),
-                    None => match answers.next() {
-                        Some(Ok(accepted)) => Ok(accepted),
-                        Some(Err(DomainError::LedgerNotFound)) => {
-                            return Err(DomainError::LedgerNotFound.into());
-                        }
-                        Some(Err(error)) => Err(Box::new(domain_problem(&error))),
-                        None => {
-                            return Err(ApiError::Internal(
-                                "the writer answered fewer results than items".into(),
-                            ));
-                        }
-                    },
-                });
-            }
-        }
-    }
-
+    let results = match (body.atomic, parsed.iter().position(Result::is_err)) {
+        (true, Some(failed_index)) => aborted(parsed, failed_index),
+        _ => submit_parsed(&state, &ledger, parsed, &metadata, body.atomic).await?,
+    };
     let accepted_version = results
         .iter()
         .filter_map(|r| r.as_ref().ok().map(|a| a.version))
@@ -166,60 +112,129 @@ pub async fn create_batch(
         Some(version) => version,
         None => current_version(&state, &ledger).await?,
     };
-    let mut items = Vec::with_capacity(count);
-    let (mut accepted, mut rejected) = (0, 0);
-    for (index, result) in results.into_iter().enumerate() {
-        items.push(match result {
-            Ok(a) => {
-                accepted += 1;
-                BatchItem {
-                    index,
-                    status: ItemStatus::Accepted,
-                    transfer: a.outcomes.first().map(Outcome::from),
-                    replay: a.duplicate,
-                    problem: None,
-                }
+    let body = batch_answer(&ledger, version, results);
+    Ok(answer(StatusCode::OK, version, &body, None))
+}
+
+/// One batch item's outcome, or the problem that refused it alone.
+type Refusable<T> = Result<T, Box<Problem>>;
+
+/// An atomic batch with a malformed item: nothing is submitted, the refused item keeps its own problem
+/// and the others are aborted.
+fn aborted(parsed: Vec<Refusable<TransferSpec>>, failed_index: usize) -> Vec<Refusable<Accepted>> {
+    parsed
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            Err(match item {
+                Err(problem) if index == failed_index => problem,
+                _ => Box::new(domain_problem(&DomainError::BatchAborted { failed_index })),
+            })
+        })
+        .collect()
+}
+
+/// Where an item stands once the batch is parsed: refused already, or handed to the writer.
+enum Slot {
+    Refused(Box<Problem>),
+    Submitted,
+}
+
+/// Submits the items that parsed as one batch and puts each answer back in its item's place.
+async fn submit_parsed(
+    state: &AppState,
+    ledger: &LedgerId,
+    parsed: Vec<Refusable<TransferSpec>>,
+    metadata: &EventMetadata,
+    atomic: bool,
+) -> Result<Vec<Refusable<Accepted>>, ApiError> {
+    let mut slots = Vec::with_capacity(parsed.len());
+    let mut submissions = Vec::with_capacity(parsed.len());
+    for item in parsed {
+        match item {
+            Ok(spec) => {
+                slots.push(Slot::Submitted);
+                submissions.push(Submission {
+                    kind: CommandKind::RecordTransfer(spec),
+                    metadata: metadata.clone(),
+                });
             }
-            Err(problem) => {
-                rejected += 1;
-                BatchItem {
-                    index,
-                    status: ItemStatus::Rejected,
-                    transfer: None,
-                    replay: false,
-                    problem: serde_json::to_value(problem.body()).ok(),
-                }
-            }
-        });
+            Err(problem) => slots.push(Slot::Refused(problem)),
+        }
     }
-    Ok(answer(
-        StatusCode::OK,
+    let answers = if submissions.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .writers
+            .submit_batch(ledger, submissions, atomic)
+            .await?
+    };
+    let mut answers = answers.into_iter();
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Refused(problem) => Ok(Err(problem)),
+            Slot::Submitted => item_answer(answers.next()),
+        })
+        .collect()
+}
+
+/// The writer's answer for one submitted item; an unknown ledger or a missing answer fails the batch.
+fn item_answer(answer: Option<ItemResult>) -> Result<Refusable<Accepted>, ApiError> {
+    match answer {
+        Some(Ok(accepted)) => Ok(Ok(accepted)),
+        Some(Err(DomainError::LedgerNotFound)) => Err(DomainError::LedgerNotFound.into()),
+        Some(Err(error)) => Ok(Err(Box::new(domain_problem(&error)))),
+        None => Err(ApiError::Internal(
+            "the writer answered fewer results than items".into(),
+        )),
+    }
+}
+
+/// The 200 body of a batch: one result per item, in order, and the counts.
+fn batch_answer(ledger: &LedgerId, version: u64, results: Vec<Refusable<Accepted>>) -> BatchAnswer {
+    let items: Vec<BatchItem> = results
+        .into_iter()
+        .enumerate()
+        .map(|(index, result)| batch_item(index, result))
+        .collect();
+    let accepted = items
+        .iter()
+        .filter(|item| matches!(item.status, ItemStatus::Accepted))
+        .count();
+    BatchAnswer {
+        ledger: ledger.to_string(),
         version,
-        &BatchAnswer {
-            ledger: ledger.to_string(),
-            version,
-            accepted,
-            rejected,
-            results: items,
+        accepted,
+        rejected: items.len() - accepted,
+        results: items,
+    }
+}
+
+fn batch_item(index: usize, result: Refusable<Accepted>) -> BatchItem {
+    match result {
+        Ok(a) => BatchItem {
+            index,
+            status: ItemStatus::Accepted,
+            transfer: a.outcomes.first().map(Outcome::from),
+            replay: a.duplicate,
+            problem: None,
         },
-        None,
-    ))
+        Err(problem) => BatchItem {
+            index,
+            status: ItemStatus::Rejected,
+            transfer: None,
+            replay: false,
+            problem: serde_json::to_value(problem.body()).ok(),
+        },
+    }
 }
 
 /// One batch item: its shape, then its values; either failure rejects the item alone.
-fn parse_item(
-    item: &serde_json::value::RawValue,
-) -> Result<tally_domain::TransferSpec, Box<Problem>> {
-    let transfer = serde_json::from_str::<NewTransfer>(item.get()).map_err(|e| {
-        Box::new(
-            Problem::new(
-                server_types::INVALID_BODY,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid request body",
-            )
-            .detail(crate::extract::without_type_names(&e.to_string())),
-        )
-    })?;
+fn parse_item(item: &serde_json::value::RawValue) -> Refusable<TransferSpec> {
+    let transfer = serde_json::from_str::<NewTransfer>(item.get())
+        .map_err(|e| Box::new(json::invalid_body(json::without_type_names(&e.to_string()))))?;
     transfer.parse("").map_err(|e| Box::new(e.to_problem()))
 }
 

@@ -17,10 +17,12 @@ use lapin::{Channel, Consumer};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tally_eventstore::EventStore;
-use tally_messaging::{AmqpConfig, ReceivedBatch, Reconnect, connect, declare_events_exchange};
+use tally_messaging::{
+    AmqpConfig, ReceivedBatch, Reconnect, Sessions, connect, declare_events_exchange,
+};
 use tokio::task::JoinHandle;
 
 /// Messages applied in one transaction at most: bounds the transaction's size and the work redone if
@@ -95,23 +97,18 @@ impl Projector {
 
     /// Runs until `shutdown`, reconnecting with back-off after any failure. Unacknowledged messages
     /// go back to the queue when the channel closes and are skipped or applied on redelivery.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let mut shutdown = pin!(shutdown);
-        let mut reconnect = Reconnect::new(
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let reconnect = Reconnect::new(
             "projector",
             "tally_projector_reconnects_total",
             self.config.max_backoff,
         );
-        while let Err(error) = self.session(shutdown.as_mut()).await {
-            if !reconnect.after(error, shutdown.as_mut()).await {
-                return;
-            }
-        }
+        reconnect.run(&self, shutdown).await;
     }
 
     /// Consumes until an error, or until `shutdown` completes (`Ok`, after the group in hand is
     /// committed and acked).
-    async fn session(
+    async fn serve_session(
         &self,
         mut shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), ProjectionError> {
@@ -280,5 +277,16 @@ impl<'a> Sweep<'a> {
                 Err(error) => tracing::warn!(%error, "could not analyse the read tables"),
             }
         }));
+    }
+}
+
+impl Sessions for Projector {
+    type Error = ProjectionError;
+
+    fn session<F: Future<Output = ()> + Send>(
+        &self,
+        shutdown: Pin<&mut F>,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        self.serve_session(shutdown)
     }
 }

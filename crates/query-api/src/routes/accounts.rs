@@ -5,18 +5,19 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::IntoParams;
 
 use crate::cache::{Answer, Freshness};
-use crate::dto::{AccountList, BalanceAsOf, Statement};
+use crate::dto::{AccountList, BalanceAsOf, EntryView, Statement};
 use crate::error::QueryError;
 use crate::export;
 use crate::extract::{ApiQuery, Format};
-use crate::params::{self, Cursor};
-use crate::read::{self, Point};
-use crate::routes::{account_code, cache_key, freshness, known_version, ledger_id};
+use crate::params::{self, Cursor, KnownAt};
+use crate::read::{self, EntryPosition, Point, StatementScope};
+use crate::routes::{account_code, cache_key, current, freshness, known_version, ledger_id};
 use crate::state::QueryState;
 
 pub fn router() -> Router<QueryState> {
@@ -65,31 +66,16 @@ pub async fn list_accounts(
     let prefix = params.prefix.as_deref().map(params::prefix).transpose()?;
     let after = params::account_cursor(params.cursor.as_deref())?;
     let limit = params::limit(params.limit.as_deref())?;
-    let key = cache_key(&ledger, &uri);
-    state
-        .cached(&ledger, key, &headers, || async {
-            let mut tx = read::snapshot(&state.pool).await?;
-            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
-            let items =
-                read::accounts(&mut tx, &ledger, prefix.as_deref(), after.as_deref(), limit)
-                    .await?;
-            tx.commit().await?;
-            let next_cursor = (items.len() as i64 == limit)
-                .then(|| {
-                    items
-                        .last()
-                        .map(|a| Cursor::Account(a.code.clone()).encode())
-                })
-                .flatten();
-            let page = AccountList {
-                ledger: ledger.clone(),
-                version: head.version,
-                items,
-                next_cursor,
-            };
-            Ok(Answer::json(head.version, &page, Freshness::Revalidate)?)
+    current(&state, &ledger, &uri, &headers, async |tx, head| {
+        let items = read::accounts(tx, &ledger, prefix.as_deref(), after.as_deref(), limit).await?;
+        Ok(AccountList {
+            ledger: ledger.clone(),
+            version: head.version,
+            next_cursor: Cursor::after_page(&items, limit, |a| Cursor::Account(a.code.clone())),
+            items,
         })
-        .await
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -127,16 +113,8 @@ pub async fn get_account(
 ) -> Result<Response, QueryError> {
     let ledger = ledger_id(&ledger)?;
     let code = account_code(&code)?;
-    let as_of = params
-        .as_of
-        .as_deref()
-        .map(|raw| params::end_instant("as_of", raw))
-        .transpose()?;
-    let known_at = params
-        .known_at
-        .as_deref()
-        .map(params::known_at)
-        .transpose()?;
+    let as_of = params::optional_end("as_of", params.as_of.as_deref())?;
+    let known_at = params::optional_known_at(params.known_at.as_deref())?;
     let key = cache_key(&ledger, &uri);
     if as_of.is_none() && known_at.is_none() {
         return state
@@ -228,101 +206,121 @@ pub async fn statement(
 ) -> Result<Response, QueryError> {
     let ledger = ledger_id(&ledger)?;
     let code = account_code(&code)?;
-    let from = params
-        .from
-        .as_deref()
-        .map(|raw| params::start_instant("from", raw))
-        .transpose()?;
-    let to = params
-        .to
-        .as_deref()
-        .map(|raw| params::end_instant("to", raw))
-        .transpose()?;
+    let from = params::optional_start("from", params.from.as_deref())?;
+    let to = params::optional_end("to", params.to.as_deref())?;
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
         return Err(QueryError::invalid("from", "must not be after `to`"));
     }
-    let cursor = params::entry_cursor(params.cursor.as_deref())?;
-    let limit = params::limit(params.limit.as_deref())?;
-    let known_at = params
-        .known_at
-        .as_deref()
-        .map(params::known_at)
-        .transpose()?;
-    let format = Format::negotiate(params.format.as_deref(), &headers)?;
-    if format != Format::Json {
-        state.consistent(&ledger, &headers).await?;
-        let known = known_version(&state, &ledger, known_at).await?;
-        // Fail before the 200 is sent: once streaming, an error can only cut the body short.
-        let mut conn = state.pool.acquire().await?;
-        let (_, account) =
-            read::ledger_account(&mut conn, &state.settings.projection, &ledger, &code).await?;
-        drop(conn);
-        let filename = format!("statement-{ledger}-{}", code.replace(':', "_"));
-        return Ok(export::stream(
-            format,
-            &filename,
-            &ENTRY_COLUMNS,
-            statement_pages(
-                state,
-                ledger,
-                code,
-                account.normal_side,
-                from,
-                to,
-                cursor,
-                known,
-            ),
-        ));
+    let request = StatementRequest {
+        ledger,
+        code,
+        from,
+        to,
+        cursor: params::entry_cursor(params.cursor.as_deref())?,
+        limit: params::limit(params.limit.as_deref())?,
+        known_at: params::optional_known_at(params.known_at.as_deref())?,
+    };
+    match Format::negotiate(params.format.as_deref(), &headers)? {
+        Format::Json => statement_page(&state, &request, &uri, &headers).await,
+        format => statement_export(state, request, format, &headers).await,
     }
-    let key = cache_key(&ledger, &uri);
+}
+
+/// A statement request, its parameters parsed.
+struct StatementRequest {
+    ledger: String,
+    code: String,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    cursor: Option<EntryPosition>,
+    limit: i64,
+    known_at: Option<KnownAt>,
+}
+
+impl StatementRequest {
+    /// The entries asked for, of an account on `normal_side`, as known at version `known`.
+    fn scope(&self, normal_side: String, known: Option<i64>) -> StatementScope {
+        StatementScope {
+            ledger: self.ledger.clone(),
+            code: self.code.clone(),
+            normal_side,
+            from: self.from,
+            to: self.to,
+            known,
+        }
+    }
+}
+
+/// One page of a statement as cached JSON, with the cursor of the next.
+async fn statement_page(
+    state: &QueryState,
+    request: &StatementRequest,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Response, QueryError> {
+    let ledger = &request.ledger;
     state
-        .cached(&ledger, key, &headers, || async {
-            let known = known_version(&state, &ledger, known_at).await?;
+        .cached(ledger, cache_key(ledger, uri), headers, || async {
+            let known = known_version(state, ledger, request.known_at).await?;
             let mut tx = read::statement_snapshot(&state.pool).await?;
             let (head, account) =
-                read::ledger_account(&mut tx, &state.settings.projection, &ledger, &code).await?;
-            let (opening, entries) = read::entries(
-                &mut tx,
-                &ledger,
-                &code,
-                &account.normal_side,
-                from,
-                to,
-                cursor,
-                known,
-                limit,
-            )
-            .await?;
+                read::ledger_account(&mut tx, &state.settings.projection, ledger, &request.code)
+                    .await?;
+            let scope = request.scope(account.normal_side.clone(), known);
+            let page = read::entries(&mut tx, &scope, request.cursor, request.limit).await?;
             tx.commit().await?;
-            let next_cursor = (entries.len() as i64 == limit)
-                .then(|| {
-                    entries.last().map(|e| {
-                        Cursor::Entry {
-                            effective_at: e.effective_at,
-                            version: e.version,
-                            leg: e.leg,
-                        }
-                        .encode()
-                    })
-                })
-                .flatten();
-            let page = Statement {
+            let body = Statement {
                 ledger: ledger.clone(),
                 code: account.code,
                 currency: account.currency,
                 scale: account.scale,
                 version: head.version,
                 known_at_version: known,
-                opening_balance: opening.to_string(),
-                entries,
-                next_cursor,
+                opening_balance: page.opening.to_string(),
+                next_cursor: Cursor::after_page(&page.entries, request.limit, |e| {
+                    Cursor::from(position(e))
+                }),
+                entries: page.entries,
             };
-            let fresh = freshness(known_at, to, head.closed_through);
-            Ok(Answer::json(head.version, &page, fresh)?)
+            let fresh = freshness(request.known_at, request.to, head.closed_through);
+            Ok(Answer::json(head.version, &body, fresh)?)
         })
         .await
+}
+
+/// The whole range of a statement as CSV or NDJSON, read page by page as the body streams.
+async fn statement_export(
+    state: QueryState,
+    request: StatementRequest,
+    format: Format,
+    headers: &HeaderMap,
+) -> Result<Response, QueryError> {
+    let ledger = &request.ledger;
+    state.consistent(ledger, headers).await?;
+    let known = known_version(&state, ledger, request.known_at).await?;
+    // Fail before the 200 is sent: once streaming, an error can only cut the body short.
+    let mut conn = state.pool.acquire().await?;
+    let (_, account) =
+        read::ledger_account(&mut conn, &state.settings.projection, ledger, &request.code).await?;
+    drop(conn);
+    let filename = format!("statement-{ledger}-{}", request.code.replace(':', "_"));
+    let scope = request.scope(account.normal_side, known);
+    Ok(export::stream(
+        format,
+        &filename,
+        &ENTRY_COLUMNS,
+        statement_pages(state, scope, request.cursor),
+    ))
+}
+
+fn position(entry: &EntryView) -> EntryPosition {
+    EntryPosition {
+        effective_at: entry.effective_at,
+        version: entry.version,
+        leg: entry.leg,
+    }
 }
 
 const ENTRY_COLUMNS: [&str; 9] = [
@@ -338,64 +336,43 @@ const ENTRY_COLUMNS: [&str; 9] = [
 ];
 
 /// Pages of a statement for the exports, read one after another as the body streams.
-#[allow(clippy::too_many_arguments)]
 fn statement_pages(
     state: QueryState,
-    ledger: String,
-    code: String,
-    normal_side: String,
-    from: Option<chrono::DateTime<chrono::Utc>>,
-    to: Option<chrono::DateTime<chrono::Utc>>,
-    cursor: Option<(chrono::DateTime<chrono::Utc>, i64, i32)>,
-    known: Option<i64>,
+    scope: StatementScope,
+    cursor: Option<EntryPosition>,
 ) -> impl futures_util::Stream<Item = Result<export::Rows, QueryError>> + Send + 'static {
     const PAGE: i64 = 1000;
-    futures_util::stream::try_unfold(Some(cursor), move |position| {
-        let (state, ledger, code, normal_side) = (
-            state.clone(),
-            ledger.clone(),
-            code.clone(),
-            normal_side.clone(),
-        );
+    futures_util::stream::try_unfold(Some(cursor), move |position_after| {
+        let (state, scope) = (state.clone(), scope.clone());
         async move {
-            let Some(cursor) = position else {
+            let Some(cursor) = position_after else {
                 return Ok(None);
             };
             let mut conn = state.pool.acquire().await?;
-            let (_, entries) = read::entries(
-                &mut conn,
-                &ledger,
-                &code,
-                &normal_side,
-                from,
-                to,
-                cursor,
-                known,
-                PAGE,
-            )
-            .await?;
+            let entries = read::entries(&mut conn, &scope, cursor, PAGE)
+                .await?
+                .entries;
             if entries.is_empty() {
                 return Ok(None);
             }
-            let next = (entries.len() as i64 == PAGE)
-                .then(|| entries.last().map(|e| (e.effective_at, e.version, e.leg)));
-            let rows = entries
-                .into_iter()
-                .map(|e| {
-                    vec![
-                        Value::String(e.effective_at.to_rfc3339()),
-                        Value::String(e.recorded_at.to_rfc3339()),
-                        Value::from(e.version),
-                        Value::from(e.leg),
-                        Value::String(e.transfer_id.to_string()),
-                        Value::String(e.side),
-                        Value::String(e.amount),
-                        Value::String(e.balance_after),
-                        Value::String(e.description),
-                    ]
-                })
-                .collect();
+            let full = i64::try_from(entries.len()).is_ok_and(|len| len == PAGE);
+            let next = full.then(|| entries.last().map(position));
+            let rows = entries.into_iter().map(entry_row).collect();
             Ok(Some((rows, next)))
         }
     })
+}
+
+fn entry_row(e: EntryView) -> Vec<Value> {
+    vec![
+        Value::String(e.effective_at.to_rfc3339()),
+        Value::String(e.recorded_at.to_rfc3339()),
+        Value::from(e.version),
+        Value::from(e.leg),
+        Value::String(e.transfer_id.to_string()),
+        Value::String(e.side),
+        Value::String(e.amount),
+        Value::String(e.balance_after),
+        Value::String(e.description),
+    ]
 }

@@ -9,13 +9,12 @@ use serde::Deserialize;
 use tally_server::ApiJson;
 use utoipa::IntoParams;
 
-use crate::cache::{Answer, Freshness};
 use crate::dto::{LedgerList, LedgerView};
 use crate::error::QueryError;
 use crate::extract::ApiQuery;
 use crate::params::{self, Cursor};
 use crate::read;
-use crate::routes::{cache_key, ledger_id};
+use crate::routes::{current, ledger_id};
 use crate::state::QueryState;
 
 pub fn router() -> Router<QueryState> {
@@ -55,13 +54,7 @@ pub async fn list_ledgers(
         limit,
     )
     .await?;
-    let next_cursor = (items.len() as i64 == limit)
-        .then(|| {
-            items
-                .last()
-                .map(|l| Cursor::Account(l.ledger.clone()).encode())
-        })
-        .flatten();
+    let next_cursor = Cursor::after_page(&items, limit, |l| Cursor::Account(l.ledger.clone()));
     Ok(ApiJson(LedgerList { items, next_cursor }).into_response())
 }
 
@@ -82,13 +75,8 @@ pub async fn get_ledger(
     uri: Uri,
 ) -> Result<Response, QueryError> {
     let ledger = ledger_id(&ledger)?;
-    let key = cache_key(&ledger, &uri);
-    state
-        .cached(&ledger, key, &headers, || async {
-            let mut tx = read::snapshot(&state.pool).await?;
-            let view = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
-            tx.commit().await?;
-            Ok(Answer::json(view.version, &view, Freshness::Revalidate)?)
-        })
-        .await
+    current(&state, &ledger, &uri, &headers, async |_, head| {
+        Ok(head.clone())
+    })
+    .await
 }

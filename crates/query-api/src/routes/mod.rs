@@ -9,10 +9,15 @@ pub mod reports;
 pub mod transfers;
 
 use axum::Router;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
 use tally_domain::{AccountCode, LedgerId};
 
-use crate::cache::Freshness;
+use crate::cache::{Answer, Freshness};
+use crate::dto::LedgerView;
 use crate::error::QueryError;
 use crate::params::KnownAt;
 use crate::read;
@@ -42,11 +47,35 @@ pub fn account_code(raw: &str) -> Result<String, QueryError> {
 }
 
 /// The cache key of a request: the ledger and the whole path and query.
-pub fn cache_key(ledger: &str, uri: &axum::http::Uri) -> String {
+pub fn cache_key(ledger: &str, uri: &Uri) -> String {
     format!(
         "{ledger}\u{0}{}",
         uri.path_and_query().map_or("", |pq| pq.as_str())
     )
+}
+
+/// Answers a cacheable JSON read of `ledger` as it is now, revalidated on every request:
+/// `fetch` runs in one snapshot after the ledger's head, whose version the answer carries.
+pub async fn current<T, R>(
+    state: &QueryState,
+    ledger: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    fetch: R,
+) -> Result<Response, QueryError>
+where
+    T: Serialize,
+    R: AsyncFnOnce(&mut PgConnection, &LedgerView) -> Result<T, QueryError>,
+{
+    state
+        .cached(ledger, cache_key(ledger, uri), headers, || async {
+            let mut tx = read::snapshot(&state.pool).await?;
+            let head = read::ledger(&mut tx, &state.settings.projection, ledger).await?;
+            let body = fetch(&mut tx, &head).await?;
+            tx.commit().await?;
+            Ok(Answer::json(head.version, &body, Freshness::Revalidate)?)
+        })
+        .await
 }
 
 /// Recorded times are stamped before the commit: an instant is settled (nothing more can be recorded

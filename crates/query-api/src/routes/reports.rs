@@ -16,8 +16,8 @@ use utoipa::IntoParams;
 use crate::cache::Answer;
 use crate::dto::{
     BalanceSheetCurrency, BalanceSheetReport, IncomeStatementCurrency, IncomeStatementReport,
-    ReportSection, SectionLine, TrialBalanceCurrency, TrialBalanceLine, TrialBalanceReport,
-    VolumeReport,
+    LedgerView, ReportSection, SectionLine, TrialBalanceCurrency, TrialBalanceLine,
+    TrialBalanceReport, VolumeReport,
 };
 use crate::error::QueryError;
 use crate::export::{self, Rows};
@@ -73,18 +73,24 @@ fn as_of_request(
 ) -> Result<Request, QueryError> {
     Ok(Request {
         ledger: ledger_id(ledger)?,
-        as_of: params
-            .as_of
-            .as_deref()
-            .map(|raw| params::end_instant("as_of", raw))
-            .transpose()?,
-        known_at: params
-            .known_at
-            .as_deref()
-            .map(params::known_at)
-            .transpose()?,
+        as_of: params::optional_end("as_of", params.as_of.as_deref())?,
+        known_at: params::optional_known_at(params.known_at.as_deref())?,
         format: Format::negotiate(params.format.as_deref(), headers)?,
     })
+}
+
+/// Answers a report as of an instant (or of everything posted), `kind` naming which report.
+async fn as_of_report(
+    state: &QueryState,
+    ledger: &str,
+    params: &AsOfParams,
+    headers: &HeaderMap,
+    uri: &Uri,
+    kind: impl FnOnce(Option<DateTime<Utc>>) -> Kind,
+) -> Result<Response, QueryError> {
+    let request = as_of_request(ledger, params, headers)?;
+    let kind = kind(request.as_of);
+    answer(state, &request, &kind, uri, headers, request.as_of).await
 }
 
 fn money(value: i128) -> String {
@@ -126,12 +132,15 @@ enum Kind {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     },
-    Volumes {
-        from: NaiveDate,
-        to: NaiveDate,
-        bucket: String,
-        prefix: Option<String>,
-    },
+    Volumes(VolumeRange),
+}
+
+/// The days, bucket size and accounts of a volume report.
+struct VolumeRange {
+    from: NaiveDate,
+    to: NaiveDate,
+    bucket: String,
+    prefix: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -143,25 +152,20 @@ enum Report {
     Volumes(VolumeReport),
 }
 
+/// A report flattened for CSV and NDJSON: the file's name, its header and its rows.
+struct Export {
+    name: &'static str,
+    columns: &'static [&'static str],
+    rows: Rows,
+}
+
 impl Report {
-    fn export(&self) -> (&'static str, &'static [&'static str], Rows) {
+    fn export(&self) -> Export {
         match self {
-            Report::TrialBalance(r) => (
-                TrialBalanceReport::NAME,
-                TrialBalanceReport::COLUMNS,
-                r.rows(),
-            ),
-            Report::BalanceSheet(r) => (
-                BalanceSheetReport::NAME,
-                BalanceSheetReport::COLUMNS,
-                r.rows(),
-            ),
-            Report::IncomeStatement(r) => (
-                IncomeStatementReport::NAME,
-                IncomeStatementReport::COLUMNS,
-                r.rows(),
-            ),
-            Report::Volumes(r) => (VolumeReport::NAME, VolumeReport::COLUMNS, r.rows()),
+            Report::TrialBalance(r) => r.export(),
+            Report::BalanceSheet(r) => r.export(),
+            Report::IncomeStatement(r) => r.export(),
+            Report::Volumes(r) => r.export(),
         }
     }
 }
@@ -178,12 +182,11 @@ async fn answer(
     let ledger = request.ledger.as_str();
     if request.format != Format::Json {
         state.consistent(ledger, headers).await?;
-        let known = known_version(state, ledger, request.known_at).await?;
-        let mut tx = read::snapshot(&state.pool).await?;
-        let head = read::ledger(&mut tx, &state.settings.projection, ledger).await?;
-        let report = build(&mut tx, kind, ledger, head.version, known).await?;
-        tx.commit().await?;
-        let (name, columns, rows) = report.export();
+        let Export {
+            name,
+            columns,
+            rows,
+        } = read_report(state, request, kind).await?.report.export();
         let chunks: Vec<Result<Rows, QueryError>> =
             rows.chunks(500).map(|c| Ok(c.to_vec())).collect();
         return Ok(export::stream(
@@ -196,142 +199,201 @@ async fn answer(
     let key = cache_key(ledger, uri);
     state
         .cached(ledger, key, headers, || async {
-            let known = known_version(state, ledger, request.known_at).await?;
-            let mut tx = read::snapshot(&state.pool).await?;
-            let head = read::ledger(&mut tx, &state.settings.projection, ledger).await?;
-            let report = build(&mut tx, kind, ledger, head.version, known).await?;
-            tx.commit().await?;
+            let Computed { report, head } = read_report(state, request, kind).await?;
             let fresh = freshness(request.known_at, through, head.closed_through);
             Ok(Answer::json(head.version, &report, fresh)?)
         })
         .await
 }
 
+/// A report and the ledger's head it was computed at.
+struct Computed {
+    report: Report,
+    head: LedgerView,
+}
+
+/// Computes a report in one snapshot.
+async fn read_report(
+    state: &QueryState,
+    request: &Request,
+    kind: &Kind,
+) -> Result<Computed, QueryError> {
+    let ledger = request.ledger.as_str();
+    let known = known_version(state, ledger, request.known_at).await?;
+    let mut tx = read::snapshot(&state.pool).await?;
+    let head = read::ledger(&mut tx, &state.settings.projection, ledger).await?;
+    let at = Basis {
+        ledger,
+        version: head.version,
+        known,
+    };
+    let report = build(&mut tx, kind, &at).await?;
+    tx.commit().await?;
+    Ok(Computed { report, head })
+}
+
+/// What a report is computed on: the ledger, its version, and the version it is known at (`None`: the
+/// current one).
+struct Basis<'a> {
+    ledger: &'a str,
+    version: i64,
+    known: Option<i64>,
+}
+
+impl Basis<'_> {
+    fn known_at_version(&self) -> i64 {
+        self.known.unwrap_or(self.version)
+    }
+}
+
 async fn build(
     conn: &mut sqlx::PgConnection,
     kind: &Kind,
-    ledger: &str,
-    version: i64,
-    known: Option<i64>,
+    at: &Basis<'_>,
 ) -> Result<Report, QueryError> {
-    let known_at_version = known.unwrap_or(version);
     Ok(match kind {
         Kind::TrialBalance { as_of } => {
-            let inputs = read::report_inputs(conn, ledger, *as_of, known).await?;
-            let currencies = report::trial_balance(&inputs)?
-                .into_iter()
-                .map(|tb| TrialBalanceCurrency {
-                    balanced: tb.balanced(),
-                    currency: tb.currency.as_str().to_owned(),
-                    total_debit: money(tb.total_debit),
-                    total_credit: money(tb.total_credit),
-                    lines: tb
-                        .rows
-                        .into_iter()
-                        .map(|row| TrialBalanceLine {
-                            code: row.code,
-                            level: row.level,
-                            account_type: row.account_type.map(type_name),
-                            debit: money(row.debit),
-                            credit: money(row.credit),
-                        })
-                        .collect(),
-                })
-                .collect();
-            Report::TrialBalance(TrialBalanceReport {
-                ledger: ledger.to_owned(),
-                version,
-                as_of: *as_of,
-                known_at_version,
-                currencies,
-            })
+            Report::TrialBalance(trial_balance_report(conn, at, *as_of).await?)
         }
         Kind::BalanceSheet { as_of } => {
-            let inputs = read::report_inputs(conn, ledger, *as_of, known).await?;
-            let currencies = report::balance_sheet(&inputs)?
-                .into_iter()
-                .map(|sheet| BalanceSheetCurrency {
-                    balanced: sheet.balanced(),
-                    currency: sheet.currency.as_str().to_owned(),
-                    current_earnings: money(sheet.current_earnings),
-                    assets: section_dto(sheet.assets),
-                    liabilities: section_dto(sheet.liabilities),
-                    equity: section_dto(sheet.equity),
-                })
-                .collect();
-            Report::BalanceSheet(BalanceSheetReport {
-                ledger: ledger.to_owned(),
-                version,
-                as_of: *as_of,
-                known_at_version,
-                currencies,
-            })
+            Report::BalanceSheet(balance_sheet_report(conn, at, *as_of).await?)
         }
         Kind::IncomeStatement { from, to } => {
-            // Movement = balance at the end minus balance just before the start.
-            let end = read::report_inputs(conn, ledger, Some(*to), known).await?;
-            let before = *from - TimeDelta::microseconds(1);
-            let start = read::report_inputs(conn, ledger, Some(before), known).await?;
-            let movements = end
-                .into_iter()
-                .zip(start)
-                .map(|(mut e, s)| {
-                    e.balance = e
-                        .balance
-                        .checked_sub(s.balance)
-                        .ok_or(report::ReportOverflow)?;
-                    Ok(e)
-                })
-                .collect::<Result<Vec<_>, report::ReportOverflow>>()?;
-            let currencies = report::income_statement(&movements)?
-                .into_iter()
-                .map(|st| IncomeStatementCurrency {
-                    currency: st.currency.as_str().to_owned(),
-                    net_income: money(st.net_income),
-                    revenue: section_dto(st.revenue),
-                    expenses: section_dto(st.expenses),
-                })
-                .collect();
-            Report::IncomeStatement(IncomeStatementReport {
-                ledger: ledger.to_owned(),
-                version,
-                from: *from,
-                to: *to,
-                known_at_version,
-                currencies,
-            })
+            Report::IncomeStatement(income_statement_report(conn, at, *from, *to).await?)
         }
-        Kind::Volumes {
-            from,
-            to,
-            bucket,
-            prefix,
-        } => {
-            let lines = read::volumes(
-                conn,
-                ledger,
-                prefix.as_deref(),
-                *from,
-                *to,
-                bucket,
-                MAX_VOLUME_LINES + 1,
-            )
-            .await?;
-            if lines.len() as i64 > MAX_VOLUME_LINES {
-                return Err(QueryError::invalid(
-                    "from",
-                    format!("more than {MAX_VOLUME_LINES} lines: narrow the range or the prefix"),
-                ));
-            }
-            Report::Volumes(VolumeReport {
-                ledger: ledger.to_owned(),
-                version,
-                from: *from,
-                to: *to,
-                bucket: bucket.clone(),
-                lines,
-            })
-        }
+        Kind::Volumes(range) => Report::Volumes(volume_report(conn, at, range).await?),
+    })
+}
+
+async fn trial_balance_report(
+    conn: &mut sqlx::PgConnection,
+    at: &Basis<'_>,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<TrialBalanceReport, QueryError> {
+    let inputs = read::report_inputs(conn, at.ledger, as_of, at.known).await?;
+    let currencies = report::trial_balance(&inputs)?
+        .into_iter()
+        .map(|tb| TrialBalanceCurrency {
+            balanced: tb.balanced(),
+            currency: tb.currency.as_str().to_owned(),
+            total_debit: money(tb.total_debit),
+            total_credit: money(tb.total_credit),
+            lines: tb
+                .rows
+                .into_iter()
+                .map(|row| TrialBalanceLine {
+                    code: row.code,
+                    level: row.level,
+                    account_type: row.account_type.map(type_name),
+                    debit: money(row.debit),
+                    credit: money(row.credit),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(TrialBalanceReport {
+        ledger: at.ledger.to_owned(),
+        version: at.version,
+        as_of,
+        known_at_version: at.known_at_version(),
+        currencies,
+    })
+}
+
+async fn balance_sheet_report(
+    conn: &mut sqlx::PgConnection,
+    at: &Basis<'_>,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<BalanceSheetReport, QueryError> {
+    let inputs = read::report_inputs(conn, at.ledger, as_of, at.known).await?;
+    let currencies = report::balance_sheet(&inputs)?
+        .into_iter()
+        .map(|sheet| BalanceSheetCurrency {
+            balanced: sheet.balanced(),
+            currency: sheet.currency.as_str().to_owned(),
+            current_earnings: money(sheet.current_earnings),
+            assets: section_dto(sheet.assets),
+            liabilities: section_dto(sheet.liabilities),
+            equity: section_dto(sheet.equity),
+        })
+        .collect();
+    Ok(BalanceSheetReport {
+        ledger: at.ledger.to_owned(),
+        version: at.version,
+        as_of,
+        known_at_version: at.known_at_version(),
+        currencies,
+    })
+}
+
+async fn income_statement_report(
+    conn: &mut sqlx::PgConnection,
+    at: &Basis<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<IncomeStatementReport, QueryError> {
+    // Movement = balance at the end minus balance just before the start.
+    let end = read::report_inputs(conn, at.ledger, Some(to), at.known).await?;
+    let before = from - TimeDelta::microseconds(1);
+    let start = read::report_inputs(conn, at.ledger, Some(before), at.known).await?;
+    let movements = end
+        .into_iter()
+        .zip(start)
+        .map(|(mut e, s)| {
+            e.balance = e
+                .balance
+                .checked_sub(s.balance)
+                .ok_or(report::ReportOverflow)?;
+            Ok(e)
+        })
+        .collect::<Result<Vec<_>, report::ReportOverflow>>()?;
+    let currencies = report::income_statement(&movements)?
+        .into_iter()
+        .map(|st| IncomeStatementCurrency {
+            currency: st.currency.as_str().to_owned(),
+            net_income: money(st.net_income),
+            revenue: section_dto(st.revenue),
+            expenses: section_dto(st.expenses),
+        })
+        .collect();
+    Ok(IncomeStatementReport {
+        ledger: at.ledger.to_owned(),
+        version: at.version,
+        from,
+        to,
+        known_at_version: at.known_at_version(),
+        currencies,
+    })
+}
+
+async fn volume_report(
+    conn: &mut sqlx::PgConnection,
+    at: &Basis<'_>,
+    range: &VolumeRange,
+) -> Result<VolumeReport, QueryError> {
+    let lines = read::volumes(
+        conn,
+        at.ledger,
+        range.prefix.as_deref(),
+        range.from,
+        range.to,
+        &range.bucket,
+        MAX_VOLUME_LINES + 1,
+    )
+    .await?;
+    if lines.len() as i64 > MAX_VOLUME_LINES {
+        return Err(QueryError::invalid(
+            "from",
+            format!("more than {MAX_VOLUME_LINES} lines: narrow the range or the prefix"),
+        ));
+    }
+    Ok(VolumeReport {
+        ledger: at.ledger.to_owned(),
+        version: at.version,
+        from: range.from,
+        to: range.to,
+        bucket: range.bucket.clone(),
+        lines,
     })
 }
 
@@ -340,6 +402,14 @@ trait ReportRows {
     const NAME: &'static str;
     const COLUMNS: &'static [&'static str];
     fn rows(&self) -> Rows;
+
+    fn export(&self) -> Export {
+        Export {
+            name: Self::NAME,
+            columns: Self::COLUMNS,
+            rows: self.rows(),
+        }
+    }
 }
 
 impl ReportRows for TrialBalanceReport {
@@ -372,63 +442,129 @@ impl ReportRows for TrialBalanceReport {
     }
 }
 
-fn section_rows(rows: &mut Rows, currency: &str, name: &str, section: &ReportSection) {
-    for line in &section.lines {
-        rows.push(vec![
-            Value::from(currency),
-            Value::from(name),
-            Value::from(line.code.clone()),
-            Value::from(line.level),
-            Value::from(line.balance.clone()),
-        ]);
+/// One currency of a report made of sections (balance sheet, income statement), flattened: each
+/// section's lines and total, then one closing line that is not an account's.
+struct SectionedCurrency<'a> {
+    currency: &'a str,
+    sections: Vec<NamedSection<'a>>,
+    closing: ClosingLine<'a>,
+}
+
+struct NamedSection<'a> {
+    name: &'static str,
+    section: &'a ReportSection,
+}
+
+/// Current earnings or net income: a balance under a label in place of a code.
+struct ClosingLine<'a> {
+    section: &'static str,
+    label: &'static str,
+    balance: &'a str,
+}
+
+/// The header of reports made of sections.
+const SECTION_COLUMNS: &[&str] = &["currency", "section", "code", "level", "balance"];
+
+fn sectioned_rows<'a>(currencies: impl Iterator<Item = SectionedCurrency<'a>>) -> Rows {
+    let mut rows = Vec::new();
+    for c in currencies {
+        for NamedSection { name, section } in c.sections {
+            for line in &section.lines {
+                rows.push(section_row(
+                    c.currency,
+                    name,
+                    &line.code,
+                    Value::from(line.level),
+                    &line.balance,
+                ));
+            }
+            rows.push(section_row(
+                c.currency,
+                name,
+                "(total)",
+                Value::Null,
+                &section.total,
+            ));
+        }
+        let closing = c.closing;
+        rows.push(section_row(
+            c.currency,
+            closing.section,
+            closing.label,
+            Value::Null,
+            closing.balance,
+        ));
     }
-    rows.push(vec![
+    rows
+}
+
+fn section_row(
+    currency: &str,
+    section: &str,
+    code: &str,
+    level: Value,
+    balance: &str,
+) -> Vec<Value> {
+    vec![
         Value::from(currency),
-        Value::from(name),
-        Value::from("(total)"),
-        Value::Null,
-        Value::from(section.total.clone()),
-    ]);
+        Value::from(section),
+        Value::from(code),
+        level,
+        Value::from(balance),
+    ]
 }
 
 impl ReportRows for BalanceSheetReport {
     const NAME: &'static str = "balance-sheet";
-    const COLUMNS: &'static [&'static str] = &["currency", "section", "code", "level", "balance"];
+    const COLUMNS: &'static [&'static str] = SECTION_COLUMNS;
     fn rows(&self) -> Rows {
-        let mut rows = Vec::new();
-        for c in &self.currencies {
-            section_rows(&mut rows, &c.currency, "assets", &c.assets);
-            section_rows(&mut rows, &c.currency, "liabilities", &c.liabilities);
-            section_rows(&mut rows, &c.currency, "equity", &c.equity);
-            rows.push(vec![
-                Value::from(c.currency.clone()),
-                Value::from("equity"),
-                Value::from("(current earnings)"),
-                Value::Null,
-                Value::from(c.current_earnings.clone()),
-            ]);
-        }
-        rows
+        sectioned_rows(self.currencies.iter().map(|c| SectionedCurrency {
+            currency: &c.currency,
+            sections: vec![
+                NamedSection {
+                    name: "assets",
+                    section: &c.assets,
+                },
+                NamedSection {
+                    name: "liabilities",
+                    section: &c.liabilities,
+                },
+                NamedSection {
+                    name: "equity",
+                    section: &c.equity,
+                },
+            ],
+            closing: ClosingLine {
+                section: "equity",
+                label: "(current earnings)",
+                balance: &c.current_earnings,
+            },
+        }))
     }
 }
 
 impl ReportRows for IncomeStatementReport {
     const NAME: &'static str = "income-statement";
-    const COLUMNS: &'static [&'static str] = &["currency", "section", "code", "level", "balance"];
+    const COLUMNS: &'static [&'static str] = SECTION_COLUMNS;
     fn rows(&self) -> Rows {
-        let mut rows = Vec::new();
-        for c in &self.currencies {
-            section_rows(&mut rows, &c.currency, "revenue", &c.revenue);
-            section_rows(&mut rows, &c.currency, "expenses", &c.expenses);
-            rows.push(vec![
-                Value::from(c.currency.clone()),
-                Value::from("net"),
-                Value::from("(net income)"),
-                Value::Null,
-                Value::from(c.net_income.clone()),
-            ]);
-        }
-        rows
+        sectioned_rows(self.currencies.iter().map(|c| SectionedCurrency {
+            currency: &c.currency,
+            sections: vec![
+                NamedSection {
+                    name: "revenue",
+                    section: &c.revenue,
+                },
+                NamedSection {
+                    name: "expenses",
+                    section: &c.expenses,
+                },
+            ],
+            closing: ClosingLine {
+                section: "net",
+                label: "(net income)",
+                balance: &c.net_income,
+            },
+        }))
     }
 }
 
@@ -472,11 +608,8 @@ pub async fn trial_balance(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, QueryError> {
-    let request = as_of_request(&ledger, &params, &headers)?;
-    let kind = Kind::TrialBalance {
-        as_of: request.as_of,
-    };
-    answer(&state, &request, &kind, &uri, &headers, request.as_of).await
+    let kind = |as_of| Kind::TrialBalance { as_of };
+    as_of_report(&state, &ledger, &params, &headers, &uri, kind).await
 }
 
 /// Assets, liabilities and equity (with current earnings) as of an instant, per currency.
@@ -497,11 +630,8 @@ pub async fn balance_sheet(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, QueryError> {
-    let request = as_of_request(&ledger, &params, &headers)?;
-    let kind = Kind::BalanceSheet {
-        as_of: request.as_of,
-    };
-    answer(&state, &request, &kind, &uri, &headers, request.as_of).await
+    let kind = |as_of| Kind::BalanceSheet { as_of };
+    as_of_report(&state, &ledger, &params, &headers, &uri, kind).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -547,11 +677,7 @@ pub async fn income_statement(
     let request = Request {
         ledger: ledger_id(&ledger)?,
         as_of: Some(to),
-        known_at: params
-            .known_at
-            .as_deref()
-            .map(params::known_at)
-            .transpose()?,
+        known_at: params::optional_known_at(params.known_at.as_deref())?,
         format: Format::negotiate(params.format.as_deref(), &headers)?,
     };
     let kind = Kind::IncomeStatement { from, to };
@@ -634,11 +760,11 @@ pub async fn volumes(
         known_at: None,
         format: Format::negotiate(params.format.as_deref(), &headers)?,
     };
-    let kind = Kind::Volumes {
+    let kind = Kind::Volumes(VolumeRange {
         from,
         to,
         bucket,
         prefix: params.prefix.as_deref().map(params::prefix).transpose()?,
-    };
+    });
     answer(&state, &request, &kind, &uri, &headers, None).await
 }

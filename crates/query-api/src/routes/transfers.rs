@@ -9,13 +9,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::cache::{Answer, Freshness};
 use crate::dto::{TransferList, TransferView};
 use crate::error::QueryError;
 use crate::extract::ApiQuery;
 use crate::params::{self, Cursor};
 use crate::read::{self, TransferFilter};
-use crate::routes::{account_code, cache_key, ledger_id};
+use crate::routes::{account_code, current, ledger_id};
 use crate::state::QueryState;
 
 pub fn router() -> Router<QueryState> {
@@ -88,40 +87,19 @@ pub async fn list_transfers(
     let filter = TransferFilter {
         status: params.status.clone(),
         account,
-        from: params
-            .from
-            .as_deref()
-            .map(|raw| params::start_instant("from", raw))
-            .transpose()?,
-        to: params
-            .to
-            .as_deref()
-            .map(|raw| params::end_instant("to", raw))
-            .transpose()?,
+        from: params::optional_start("from", params.from.as_deref())?,
+        to: params::optional_end("to", params.to.as_deref())?,
     };
-    let key = cache_key(&ledger, &uri);
-    state
-        .cached(&ledger, key, &headers, || async {
-            let mut tx = read::snapshot(&state.pool).await?;
-            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
-            let items = read::transfers(&mut tx, &ledger, &filter, before, limit).await?;
-            tx.commit().await?;
-            let next_cursor = (items.len() as i64 == limit)
-                .then(|| {
-                    items
-                        .last()
-                        .map(|t| Cursor::Transfer(t.created_version).encode())
-                })
-                .flatten();
-            let page = TransferList {
-                ledger: ledger.clone(),
-                version: head.version,
-                items,
-                next_cursor,
-            };
-            Ok(Answer::json(head.version, &page, Freshness::Revalidate)?)
+    current(&state, &ledger, &uri, &headers, async |tx, head| {
+        let items = read::transfers(tx, &ledger, &filter, before, limit).await?;
+        Ok(TransferList {
+            ledger: ledger.clone(),
+            version: head.version,
+            next_cursor: Cursor::after_page(&items, limit, |t| Cursor::Transfer(t.created_version)),
+            items,
         })
-        .await
+    })
+    .await
 }
 
 /// One transfer and its lifecycle.
@@ -142,18 +120,8 @@ pub async fn get_transfer(
 ) -> Result<Response, QueryError> {
     let ledger = ledger_id(&ledger)?;
     let id = Uuid::parse_str(&id).map_err(|_| QueryError::TransferNotFound(id.clone()))?;
-    let key = cache_key(&ledger, &uri);
-    state
-        .cached(&ledger, key, &headers, || async {
-            let mut tx = read::snapshot(&state.pool).await?;
-            let head = read::ledger(&mut tx, &state.settings.projection, &ledger).await?;
-            let transfer = read::transfer(&mut tx, &ledger, id).await?;
-            tx.commit().await?;
-            Ok(Answer::json(
-                head.version,
-                &transfer,
-                Freshness::Revalidate,
-            )?)
-        })
-        .await
+    current(&state, &ledger, &uri, &headers, async |tx, _| {
+        read::transfer(tx, &ledger, id).await
+    })
+    .await
 }

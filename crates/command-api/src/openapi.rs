@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 description of the command API, generated from the handlers and DTOs; served with
 //! [`tally_server::openapi`] at `GET /openapi.json` and `GET /docs`.
 
-use tally_server::openapi::{AbsentNotNull, CommonResponses};
+use tally_server::openapi::{AbsentNotNull, CommonResponses, DeclaredParameters};
 use utoipa::OpenApi;
 
 use crate::dto;
@@ -9,7 +9,7 @@ use crate::routes::{accounts, ledgers, transfers};
 
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&CommonResponses, &AbsentNotNull),
+    modifiers(&CommonResponses, &AbsentNotNull, &DeclaredParameters),
     info(
         title = "Tally command API",
         description = "The write side of Tally, an event-sourced double-entry ledger. JSON in and out; \

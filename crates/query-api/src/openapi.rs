@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 description of the query API; `tally all` and `tally openapi` merge it with the
 //! command API's into the one document of the public origin.
 
-use tally_server::openapi::{AbsentNotNull, CommonResponses};
+use tally_server::openapi::{AbsentNotNull, CommonResponses, DeclaredParameters};
 use tally_server::problem::PROBLEM_CONTENT_TYPE;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -13,7 +13,7 @@ use crate::routes::{accounts, audit, ledgers, live, reports, transfers};
 
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&CommonResponses, &AbsentNotNull, &QueryResponses),
+    modifiers(&CommonResponses, &AbsentNotNull, &DeclaredParameters, &QueryResponses),
     info(
         title = "Tally query API",
         description = "The read side of Tally: balances (current, and bitemporal with `as_of` and \

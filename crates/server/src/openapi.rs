@@ -1,7 +1,8 @@
 //! Serving an OpenAPI document: `GET /openapi.json` and `GET /docs`, a self-contained browsable rendering
 //! of it (no script or style from the internet), for whichever API (or combination of APIs) a process
 //! serves; [`CommonResponses`], the problem answers every operation can give, stated once;
-//! [`AbsentNotNull`], which keeps optional parameters from admitting `null`; and the path parameters
+//! [`AbsentNotNull`], which keeps optional parameters from admitting `null`; [`DeclaredParameters`],
+//! which keeps each parameter once; and the path parameters
 //! both APIs name ([`LedgerPath`], [`AccountPath`], [`TransferPath`]), each with the rule its value obeys.
 
 use axum::Router;
@@ -122,6 +123,31 @@ impl utoipa::Modify for AbsentNotNull {
                         _ => SchemaType::Array(kept),
                     };
                 }
+            }
+        }
+    }
+}
+
+/// utoipa's axum support adds a path parameter for each `Path` extractor after those a route declares
+/// (with their patterns, through [`LedgerPath`] and the like); this keeps the first of each name and
+/// place, the declared one, since OpenAPI allows a parameter only once per operation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeclaredParameters;
+
+impl utoipa::Modify for DeclaredParameters {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for operation in openapi.paths.paths.values_mut().flat_map(operations) {
+            if let Some(parameters) = operation.parameters.as_mut() {
+                let mut kept: Vec<utoipa::openapi::path::Parameter> = Vec::new();
+                for parameter in parameters.drain(..) {
+                    let declared = kept.iter().any(|k| {
+                        k.name == parameter.name && k.parameter_in == parameter.parameter_in
+                    });
+                    if !declared {
+                        kept.push(parameter);
+                    }
+                }
+                *parameters = kept;
             }
         }
     }

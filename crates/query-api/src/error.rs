@@ -60,7 +60,7 @@ pub enum QueryError {
     #[error("read model: {0}")]
     Corrupt(String),
     #[error("event store: {0}")]
-    Store(String),
+    Store(#[from] tally_eventstore::StoreError),
 }
 
 impl QueryError {

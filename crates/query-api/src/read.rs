@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use tally_domain::report::ReportInput;
 use tally_domain::{AccountCode, AccountType, CurrencyCode, Side, Totals};
-use tally_eventstore::{EventStore, StoreError};
+use tally_eventstore::EventStore;
 use uuid::Uuid;
 
 use crate::dto::{
@@ -130,9 +130,7 @@ pub async fn known_version(
     ledger: &str,
     known_at: KnownAt,
 ) -> Result<i64, QueryError> {
-    let head = EventStore::head_version(&mut *conn, ledger)
-        .await
-        .map_err(store_error)?;
+    let head = EventStore::head_version(&mut *conn, ledger).await?;
     match known_at {
         KnownAt::Version(v) if v > head => Err(QueryError::VersionBeyondHead {
             field: "known_at",
@@ -140,14 +138,8 @@ pub async fn known_version(
             head,
         }),
         KnownAt::Version(v) => Ok(v),
-        KnownAt::Instant(at) => EventStore::version_known_at(&mut *conn, ledger, at)
-            .await
-            .map_err(store_error),
+        KnownAt::Instant(at) => Ok(EventStore::version_known_at(&mut *conn, ledger, at).await?),
     }
-}
-
-fn store_error(error: StoreError) -> QueryError {
-    QueryError::Store(error.to_string())
 }
 
 const ACCOUNT_COLUMNS: &str = "code, account_type, normal_side, currency, scale, status, \

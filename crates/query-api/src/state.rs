@@ -102,12 +102,7 @@ impl StateParts {
     /// Refuses at once a version no command has reached: the store's head bounds every token a command
     /// answered, so waiting for more could only time out. No head at all means no such ledger.
     async fn within_head(&self, ledger: &str, wanted: i64) -> Result<(), QueryError> {
-        let head = self
-            .store
-            .stream_head(ledger)
-            .await
-            .map_err(|error| QueryError::Store(error.to_string()))?;
-        match head {
+        match self.store.stream_head(ledger).await? {
             None => Err(QueryError::LedgerNotFound(ledger.to_owned())),
             Some((head, _)) if head < wanted => Err(QueryError::VersionBeyondHead {
                 field: "Tally-Min-Version",

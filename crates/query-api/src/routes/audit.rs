@@ -24,10 +24,9 @@ pub fn router() -> Router<QueryState> {
 }
 
 async fn existing(store: &EventStore, ledger: &str) -> Result<(), QueryError> {
-    match store.stream_head(ledger).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(QueryError::LedgerNotFound(ledger.to_owned())),
-        Err(error) => Err(QueryError::Store(error.to_string())),
+    match store.stream_head(ledger).await? {
+        Some(_) => Ok(()),
+        None => Err(QueryError::LedgerNotFound(ledger.to_owned())),
     }
 }
 
@@ -67,11 +66,7 @@ pub async fn events(
     };
     let limit = params::limit(params.limit.as_deref())?.min(MAX_READ_LIMIT);
     existing(&state.store, &ledger).await?;
-    let recorded = state
-        .store
-        .read_stream(&ledger, after, limit)
-        .await
-        .map_err(|e| QueryError::Store(e.to_string()))?;
+    let recorded = state.store.read_stream(&ledger, after, limit).await?;
     let next_after = (recorded.len() as i64 == limit)
         .then(|| recorded.last().map(|e| e.version))
         .flatten();
@@ -111,11 +106,7 @@ pub async fn verify(
 ) -> Result<Response, QueryError> {
     let ledger = ledger_id(&ledger)?;
     existing(&state.store, &ledger).await?;
-    let report = state
-        .store
-        .verify_stream(&ledger)
-        .await
-        .map_err(|e| QueryError::Store(e.to_string()))?;
+    let report = state.store.verify_stream(&ledger).await?;
     let (problem, at_version) = match &report {
         VerifyReport::Intact { .. } => (None, None),
         VerifyReport::TamperedEvent { version } => (Some("tampered-event"), Some(*version)),

@@ -258,9 +258,11 @@ fn metadata_object() -> ObjectBuilder {
                 .schema_type(Type::String)
                 .max_length(Some(limits::MAX_METADATA_VALUE_BYTES)),
         ))
-        .description(Some(
-            "Up to 32 entries; keys of A-Z, a-z, 0-9, `_`, `.`, `-`; values up to 512 bytes",
-        ))
+        .description(Some(format!(
+            "Up to {} entries; keys of A-Z, a-z, 0-9, `_`, `.`, `-`; values up to {} bytes",
+            limits::MAX_METADATA_ENTRIES,
+            limits::MAX_METADATA_VALUE_BYTES
+        )))
 }
 
 /// Metadata in a creating request, where `null` means none.
